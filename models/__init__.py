@@ -1,0 +1,45 @@
+"""The pipeline's tables as typed SQLAlchemy 2 models, and the post state machine.
+
+Importing this package registers every table on ``Base.metadata`` (what Alembic compares).
+"""
+
+from models.asset import Asset, AssetKind
+from models.base import Base, UTCDateTime, utcnow
+from models.calendar import ContentCalendar, SlotRule
+from models.influencer import Character, Influencer, SeedPolicy
+from models.post import (
+    FINAL,
+    IN_PROGRESS,
+    TRANSITIONS,
+    MediaType,
+    Post,
+    PostEvent,
+    PostStatus,
+    can_move,
+)
+from models.publishing import AttemptStatus, PublishAttempt, PublishTarget, TargetKind
+
+__all__ = [
+    "FINAL",
+    "IN_PROGRESS",
+    "TRANSITIONS",
+    "Asset",
+    "AssetKind",
+    "AttemptStatus",
+    "Base",
+    "Character",
+    "ContentCalendar",
+    "Influencer",
+    "MediaType",
+    "Post",
+    "PostEvent",
+    "PostStatus",
+    "PublishAttempt",
+    "PublishTarget",
+    "SeedPolicy",
+    "SlotRule",
+    "TargetKind",
+    "UTCDateTime",
+    "can_move",
+    "utcnow",
+]

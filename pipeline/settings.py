@@ -1,0 +1,128 @@
+"""Settings for every process of the pipeline: one pydantic-settings class, prefix RYLA_.
+
+Built by ``get_settings()`` and passed explicitly; nothing reads the environment at import time.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["GeneratorChoice", "Settings", "SettingsError", "get_settings", "load_secret_key"]
+
+_WEAK_SECRETS = {"changeme", "changethis", "secret", "password", "ryla"}
+
+
+class SettingsError(ValueError):
+    """A setting has a value the pipeline cannot run with."""
+
+
+class GeneratorChoice(StrEnum):
+    AUTO = "auto"
+    ZIMAGE = "zimage"
+    PREVIEW = "preview"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RYLA_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Path("ryla-data")
+    database_url: str = ""
+    broker_url: str = ""
+    generator: GeneratorChoice = GeneratorChoice.AUTO
+    public_base_url: str = "http://127.0.0.1:8000"
+    secret_key: str = ""
+
+    tick_seconds: float = Field(15.0, gt=0, le=300)
+    lease_seconds: int = Field(300, ge=10)
+    max_attempts: int = Field(3, ge=1, le=20)
+    publish_ahead_seconds: int = Field(120, ge=0, le=300)
+    grace_seconds: int = Field(900, ge=0)
+    horizon_days: int = Field(14, ge=1, le=366)
+    claim_batch: int = Field(200, ge=1, le=10_000)
+    redis_visibility_timeout: int = Field(3600, ge=60)
+    gpu_cost_per_hour: float = Field(0.0, ge=0)
+
+    # Z-Image-Turbo (the ``zimage`` generator): a hub repo id through the HF cache, or a folder.
+    zimage_model_id: str = "Tongyi-MAI/Z-Image-Turbo"
+    zimage_revision: str | None = None
+    zimage_path: Path | None = None
+    zimage_memory_mode: str = "auto"  # auto | full | offload
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute_data_dir(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @field_validator("secret_key")
+    @classmethod
+    def _strong_secret(cls, value: str) -> str:
+        if value and (value.lower() in _WEAK_SECRETS or len(value) < 32):
+            raise ValueError(
+                "RYLA_SECRET_KEY is too weak: use at least 32 random characters "
+                "(for example: python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _embedded_defaults(self) -> Settings:
+        # The embedded default keeps everything under data_dir: no server to install.
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.data_dir / 'ryla.db'}"
+        if not self.broker_url:
+            self.broker_url = "filesystem://"
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def broker_folder(self) -> Path:
+        return self.data_dir / "broker"
+
+    @property
+    def storage_dir(self) -> Path:
+        return self.data_dir / "media"
+
+    @property
+    def outbox_dir(self) -> Path:
+        return self.data_dir / "outbox"
+
+
+def get_settings(**overrides: object) -> Settings:
+    """Build settings from the environment (and ``.env``), with explicit overrides on top."""
+    return Settings(**overrides)  # type: ignore[arg-type]
+
+
+def load_secret_key(settings: Settings) -> str:
+    """The key that encrypts secrets at rest.
+
+    ``RYLA_SECRET_KEY`` when set; otherwise the embedded default keeps a random key in
+    ``data_dir/secret.key`` (mode 0600), created on first use, so a laptop needs no setup.
+    """
+    if settings.secret_key:
+        return settings.secret_key
+    key_file = settings.data_dir / "secret.key"
+    if key_file.exists():
+        return key_file.read_text().strip()
+    if not settings.is_sqlite:
+        raise SettingsError(
+            "RYLA_SECRET_KEY is not set: a shared deployment needs one key for every process"
+        )
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    tmp = key_file.with_name(f".secret.key.{secrets.token_hex(8)}")
+    tmp.write_text(secrets.token_urlsafe(32))
+    tmp.chmod(0o600)
+    try:
+        os.link(tmp, key_file)  # atomic and refuses to overwrite: two processes agree on one key
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink()
+    return key_file.read_text().strip()
