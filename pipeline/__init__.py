@@ -1,0 +1,1 @@
+"""The pure steps of the pipeline: no Celery here, callable from a test, the CLI or a task."""

@@ -1,0 +1,98 @@
+"""The contract every publisher meets, and the tree of errors a publish can end in.
+
+    PublishError
+    ├── TransientPublishError   retry later, same attempt state (network, 5xx, throttling)
+    ├── PermanentPublishError   the post is wrong for the target: failed, with the reason
+    ├── AuthExpired             the target needs re-authorisation; its posts wait
+    ├── QuotaExceeded           the target's window is full; retry at ``retry_at``
+    └── OutcomeUnknown          it may or may not be out there: a person decides
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+__all__ = [
+    "AuthExpired",
+    "Checkpoint",
+    "MediaItem",
+    "OutcomeUnknown",
+    "PermanentPublishError",
+    "PublishError",
+    "PublishRequest",
+    "PublishResult",
+    "Publisher",
+    "QuotaExceeded",
+    "TransientPublishError",
+]
+
+
+class PublishError(RuntimeError):
+    """Publishing did not complete."""
+
+
+class TransientPublishError(PublishError):
+    """Worth retrying later with the same attempt."""
+
+
+class PermanentPublishError(PublishError):
+    """Retrying will not help: the post itself must change."""
+
+
+class AuthExpired(PublishError):
+    """The target's credentials are no longer accepted."""
+
+
+class QuotaExceeded(PublishError):
+    def __init__(self, message: str, retry_at: datetime | None = None) -> None:
+        super().__init__(message)
+        self.retry_at = retry_at
+
+
+class OutcomeUnknown(PublishError):
+    """The external effect cannot be verified; never repeat it automatically."""
+
+
+@dataclass(frozen=True)
+class MediaItem:
+    format: str
+    path: Path  # the local file
+    url: str | None  # where the target can fetch it, when it needs to
+    content_type: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class PublishRequest:
+    post_id: int
+    attempt_id: str  # the idempotency key: one per attempt, stable across a resume
+    handle: str
+    caption: str
+    alt_text: str
+    media_type: str
+    media: tuple[MediaItem, ...]
+    publish_at: datetime
+    metadata: dict[str, Any] = field(default_factory=dict)
+    # What an interrupted earlier attempt had recorded (e.g. a container id), to resume from.
+    resume: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    external_id: str
+    permalink: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+# Called by a publisher to durably record progress (key, value) before its next external call.
+Checkpoint = Callable[[str, str], None]
+
+
+class Publisher(Protocol):
+    kind: str
+
+    def publish(self, request: PublishRequest, checkpoint: Checkpoint) -> PublishResult: ...
