@@ -57,10 +57,14 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
-def enum_column(enum_cls: type[StrEnum], length: int = 24) -> Enum:
-    """Store a StrEnum by value as VARCHAR + CHECK: portable, and readable in psql."""
+def enum_column(enum_cls: type[StrEnum], length: int = 24, name: str | None = None) -> Enum:
+    """Store a StrEnum by value as VARCHAR + CHECK: portable, and readable in psql.
+
+    ``name`` names the CHECK constraint; give one when a table has two columns of one enum.
+    """
     return Enum(
         enum_cls,
+        name=name or enum_cls.__name__.lower(),
         native_enum=False,
         create_constraint=True,
         length=length,

@@ -24,6 +24,8 @@ class ContentCalendar(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     lead_minutes: Mapped[int] = mapped_column(Integer, default=30)
     formats: Mapped[list[str]] = mapped_column(JSONType, default=lambda: ["feed_portrait"])
+    # Posts exist for every slot before this instant; the beat extends it as time passes.
+    planned_until: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     rules: Mapped[list[SlotRule]] = relationship(

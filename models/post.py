@@ -96,6 +96,8 @@ class Post(Base):
     lease_owner: Mapped[str | None] = mapped_column(String(64), default=None)
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Back-off after a failed try: no claim before this instant.
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     generation: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text, default=None)
     approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
@@ -131,8 +133,10 @@ class PostEvent(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     post_id: Mapped[int] = mapped_column(ForeignKey("posts.id", ondelete="CASCADE"), index=True)
-    from_status: Mapped[PostStatus | None] = mapped_column(enum_column(PostStatus))
-    to_status: Mapped[PostStatus] = mapped_column(enum_column(PostStatus))
+    from_status: Mapped[PostStatus | None] = mapped_column(
+        enum_column(PostStatus, name="from_status")
+    )
+    to_status: Mapped[PostStatus] = mapped_column(enum_column(PostStatus, name="to_status"))
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     actor: Mapped[str] = mapped_column(String(120))
     detail: Mapped[str] = mapped_column(Text, default="")

@@ -1,0 +1,157 @@
+"""The ``ryla`` command line: set up, add influencers and posts, trigger steps, run it all.
+
+Every command has ``--help``; bad input prints one ``error:`` line and exits with code 2.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from pathlib import Path
+
+import click
+
+from admin.catalog_cli import calendar, character, influencer, post
+from admin.context import BadInput, CliContext
+from admin.processes import EMBEDDED_WORKERS, start_workers, stop_workers
+from admin.status import print_status
+from pipeline.catalog import InputError
+from pipeline.prompts import PromptError
+from pipeline.schedule import ScheduleError
+from pipeline.settings import SettingsError
+
+__all__ = ["cli", "main"]
+
+_INPUT_ERRORS = (InputError, ScheduleError, PromptError, SettingsError)
+
+
+class RylaGroup(click.Group):
+    """Turns the pipeline's input errors into one clear line and exit code 2."""
+
+    def invoke(self, ctx: click.Context):  # type: ignore[no-untyped-def]
+        try:
+            return super().invoke(ctx)
+        except _INPUT_ERRORS as exc:
+            raise BadInput(str(exc)) from None
+
+
+@click.group(cls=RylaGroup)
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where the embedded database, media and outbox live (RYLA_DATA_DIR).")
+@click.option("-v", "--verbose", is_flag=True, help="Log debug details.")
+@click.pass_context
+def cli(ctx: click.Context, data_dir: Path | None, verbose: bool) -> None:
+    """RYLA: turn AI influencers' content calendars into published Instagram posts."""
+    if data_dir is not None:
+        os.environ["RYLA_DATA_DIR"] = str(data_dir)  # worker processes inherit it
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    ctx.obj = CliContext()
+    ctx.call_on_close(ctx.obj.close)
+
+
+for _group in (influencer, character, calendar, post):
+    cli.add_command(_group)
+
+
+@cli.command()
+@click.pass_obj
+def init(obj: CliContext) -> None:
+    """Create or migrate the database to the newest schema."""
+    from migrations import migrate
+
+    migrate(obj.settings)
+    click.echo(f"database ready: {_safe_url(obj.settings.database_url)}")
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@cli.command()
+@click.option("--handle", default=None, help="Only this influencer's posts.")
+@click.pass_obj
+def status(obj: CliContext, handle: str | None) -> None:
+    """Posts by state, as a table, and the next ones due."""
+    with obj.session() as session:
+        print_status(session, handle=handle)
+
+
+@cli.command()
+@click.option("--queues", default="gpu,cpu,io", show_default=True,
+              help="Comma-separated queues to consume: gpu, cpu, io.")
+@click.option("--concurrency", type=click.IntRange(1, 64), default=None,
+              help="Processes (gpu workers always use 1).")
+@click.option("--gpu", type=click.IntRange(0, 63), default=None,
+              help="Pin this worker to one GPU (sets CUDA_VISIBLE_DEVICES).")
+@click.option("--pool", type=click.Choice(["prefork", "solo"]), default="prefork",
+              show_default=True, help="prefork enforces time limits; solo runs in-process.")
+@click.option("--name", default="ryla", show_default=True, help="Worker name (name@host).")
+@click.pass_obj
+def worker(obj: CliContext, queues: str, concurrency: int | None, gpu: int | None, pool: str,
+           name: str) -> None:
+    """Run a Celery worker on the given queues (one per GPU for the gpu queue)."""
+    from tasks.app import QUEUES
+    from tasks.worker import start_worker
+
+    wanted = [q.strip() for q in queues.split(",") if q.strip()]
+    unknown = [q for q in wanted if q not in QUEUES]
+    if unknown or not wanted:
+        raise BadInput(f"unknown queue {unknown[0] if unknown else queues!r}: "
+                       f"choose from {', '.join(QUEUES)}")
+    start_worker(obj.settings, queues=wanted, concurrency=concurrency, gpu=gpu, pool=pool,
+                 name=name)
+
+
+def _stop_on_signals() -> threading.Event:
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    return stop
+
+
+@cli.command()
+@click.pass_obj
+def beat(obj: CliContext) -> None:
+    """Run the beat: expand calendars, reconcile leases, dispatch due work (one per cluster)."""
+    from tasks.beat import run_beat
+
+    run_beat(obj.app, obj.settings, stop=_stop_on_signals())
+
+
+@cli.command()
+@click.pass_obj
+def run(obj: CliContext) -> None:
+    """Everything on this machine in one command (database, workers, beat) until Ctrl-C."""
+    from migrations import migrate
+    from tasks.beat import run_beat
+
+    migrate(obj.settings)
+    procs = start_workers(EMBEDDED_WORKERS)
+    click.echo(f"running on {obj.settings.data_dir} — Ctrl-C to stop")
+    try:
+        run_beat(obj.app, obj.settings, stop=_stop_on_signals())
+    finally:
+        stop_workers(procs)
+
+
+@cli.command()
+@click.option("--posts", "count", type=click.IntRange(1, 10), default=3, show_default=True,
+              help="How many posts to run through the pipeline now.")
+@click.option("--timeout", type=click.IntRange(10, 3600), default=180, show_default=True,
+              help="Give up waiting after this many seconds.")
+@click.pass_obj
+def demo(obj: CliContext, count: int, timeout: int) -> None:
+    """Seed a sample influencer, run a few posts now through real workers, show the results."""
+    from admin.demo import run_demo
+
+    if not run_demo(obj, count=count, timeout=timeout):
+        raise click.exceptions.Exit(1)
+
+
+def main() -> None:
+    cli(prog_name="ryla")

@@ -1,0 +1,68 @@
+"""What every CLI command shares: settings, a session factory, the Celery app, one error type.
+
+Bad input becomes ``BadInput``: one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import click
+from celery import Celery
+from pydantic import ValidationError
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from pipeline.db import make_engine, make_session_factory, session_scope
+from pipeline.settings import Settings, get_settings
+
+__all__ = ["BadInput", "CliContext", "settings_error_line"]
+
+
+class BadInput(click.ClickException):
+    exit_code = 2
+
+    def show(self, file=None) -> None:  # type: ignore[no-untyped-def]
+        click.echo(f"error: {self.message}", err=True)
+
+
+def settings_error_line(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    name = "RYLA_" + "_".join(str(p) for p in first["loc"]).upper()
+    return f"setting {name}: {first['msg']} (got {first.get('input')!r})"
+
+
+@dataclass
+class CliContext:
+    actor: str = "cli"
+    _engine: Engine | None = field(default=None, init=False)
+
+    @cached_property
+    def settings(self) -> Settings:
+        try:
+            return get_settings()
+        except ValidationError as exc:
+            raise BadInput(settings_error_line(exc)) from None
+
+    @cached_property
+    def session_factory(self) -> sessionmaker[Session]:
+        self._engine = make_engine(self.settings)
+        return make_session_factory(self._engine)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with session_scope(self.session_factory) as session:
+            yield session
+
+    @cached_property
+    def app(self) -> Celery:
+        from tasks.app import create_app
+
+        return create_app(self.settings)
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()

@@ -1,0 +1,139 @@
+"""The publish step: an attempt row is committed before any external call, then resumed.
+
+A post with a succeeded attempt is never sent again; an unfinished attempt hands its recorded
+progress (e.g. an Instagram container id) to the publisher instead of starting over.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from models import (
+    Asset,
+    AssetKind,
+    AttemptStatus,
+    Influencer,
+    Post,
+    PublishAttempt,
+    PublishTarget,
+    TargetKind,
+)
+from pipeline.db import session_scope
+from pipeline.publishers.base import (
+    Checkpoint,
+    MediaItem,
+    PublishRequest,
+    PublishResult,
+)
+from pipeline.storage import LocalStorage
+
+__all__ = [
+    "PublishJob",
+    "attempt_checkpoint",
+    "finish_attempt",
+    "prepare_publish",
+    "resolve_target",
+]
+
+
+@dataclass(frozen=True)
+class PublishJob:
+    request: PublishRequest
+    target_id: int | None
+    target_kind: TargetKind
+    already: PublishResult | None  # an earlier attempt succeeded: record it, send nothing
+
+
+def resolve_target(session: Session, post: Post) -> PublishTarget | None:
+    """The post's own target, else the influencer's first, else None (the default outbox)."""
+    if post.publish_target_id is not None:
+        return session.get_one(PublishTarget, post.publish_target_id)
+    return session.scalars(
+        select(PublishTarget)
+        .where(PublishTarget.influencer_id == post.influencer_id)
+        .order_by(PublishTarget.id)
+        .limit(1)
+    ).first()
+
+
+def _media(session: Session, post: Post, storage: LocalStorage) -> tuple[MediaItem, ...]:
+    assets = session.scalars(
+        select(Asset).where(
+            Asset.post_id == post.id, Asset.generation == post.generation,
+            Asset.kind == AssetKind.RENDITION,
+        )
+    ).all()
+    order = {fmt: i for i, fmt in enumerate(post.formats)}
+    return tuple(
+        MediaItem(a.format, storage.path(a.storage_key), None, a.content_type, a.sha256)
+        for a in sorted(assets, key=lambda a: order.get(a.format, len(order)))
+    )
+
+
+def prepare_publish(session: Session, post: Post, *, storage: LocalStorage) -> PublishJob:
+    """Find or create this post's attempt; the caller commits before calling out."""
+    target = resolve_target(session, post)
+    kind = target.kind if target else TargetKind.OUTBOX
+    attempts = session.scalars(
+        select(PublishAttempt)
+        .where(PublishAttempt.post_id == post.id)
+        .order_by(PublishAttempt.started_at)
+    ).all()
+    done = next((a for a in attempts if a.status is AttemptStatus.SUCCEEDED), None)
+    open_attempt = next((a for a in attempts if a.status is AttemptStatus.STARTED), None)
+    if open_attempt is None:
+        open_attempt = PublishAttempt(
+            id=str(uuid.uuid4()), post_id=post.id, target_id=target.id if target else None,
+            target_kind=kind,
+        )
+        session.add(open_attempt)
+    attempt = done or open_attempt
+    influencer = session.get_one(Influencer, post.influencer_id)
+    request = PublishRequest(
+        post_id=post.id, attempt_id=attempt.id, handle=influencer.handle, caption=post.caption,
+        alt_text=post.prompt[:1000], media_type=post.media_type.value,
+        media=_media(session, post, storage), publish_at=post.publish_at,
+        metadata={"scene": post.scene, "environment": post.environment, "seed": post.seed},
+        resume={"container_id": attempt.container_id} if attempt.container_id else {},
+    )
+    already = PublishResult(done.external_id or "") if done else None
+    return PublishJob(request, target.id if target else None, kind, already)
+
+
+def attempt_checkpoint(factory: sessionmaker[Session], attempt_id: str) -> Checkpoint:
+    """Durably record a publisher's progress before its next external call."""
+    columns = {"container_id", "external_id"}
+
+    def checkpoint(key: str, value: str) -> None:
+        if key not in columns:
+            raise ValueError(f"cannot checkpoint {key!r}: one of {sorted(columns)}")
+        with session_scope(factory) as session:
+            session.execute(
+                update(PublishAttempt).where(PublishAttempt.id == attempt_id).values({key: value})
+            )
+
+    return checkpoint
+
+
+def finish_attempt(
+    session: Session,
+    attempt_id: str,
+    *,
+    status: AttemptStatus,
+    now: datetime,
+    result: PublishResult | None = None,
+    error: str | None = None,
+) -> None:
+    values: dict[str, object] = {"status": status, "finished_at": now, "error": error}
+    if result is not None:
+        values["external_id"] = result.external_id
+    session.execute(
+        update(PublishAttempt)
+        .where(PublishAttempt.id == attempt_id, PublishAttempt.status == AttemptStatus.STARTED)
+        .values(values)
+    )

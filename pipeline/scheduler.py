@@ -1,0 +1,134 @@
+"""The beat tick: expand calendars, return expired leases, mark missed slots, claim due work.
+
+Everything here is one short transaction per call and idempotent: two beats, or a tick
+repeated after a crash, find nothing left to do twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import ColumnElement, and_, select, true
+from sqlalchemy.orm import Session
+
+from models import Influencer, Post, PostStatus
+from pipeline.dispatch import (
+    Dispatch,
+    Step,
+    claim,
+    due_filter,
+    expired_filter,
+    locked_ids,
+    move_many,
+)
+from pipeline.schedule import expand_due_calendars
+from pipeline.settings import Settings
+
+__all__ = ["TickReport", "claim_due", "reconcile_expired", "tick"]
+
+log = logging.getLogger(__name__)
+S = PostStatus
+ACTOR = "beat"
+
+
+@dataclass
+class TickReport:
+    planned: int = 0
+    reconciled: int = 0
+    failed: int = 0
+    missed: int = 0
+    dispatches: list[Dispatch] = field(default_factory=list)
+
+
+def tick(session: Session, *, settings: Settings, now: datetime) -> TickReport:
+    report = TickReport()
+    report.planned = expand_due_calendars(session, now=now, horizon_days=settings.horizon_days)
+    report.reconciled, report.failed = reconcile_expired(session, settings=settings, now=now)
+    report.missed = mark_missed(session, settings=settings, now=now)
+    report.dispatches = claim_due(session, settings=settings, now=now)
+    return report
+
+
+def reconcile_expired(session: Session, *, settings: Settings, now: datetime) -> tuple[int, int]:
+    """Posts whose worker vanished go back to their stable state, or fail after max attempts."""
+    ids = locked_ids(session, expired_filter(now), Post.lease_expires_at, settings.claim_batch)
+    if not ids:
+        return 0, 0
+    out_of_tries = Post.attempts + 1 >= settings.max_attempts
+    reason = "lease expired: the worker stopped answering"
+    cleared = {"lease_owner": None, "lease_expires_at": None, "attempts": Post.attempts + 1}
+    failed = move_many(
+        session, ids, expected=[S.GENERATING, S.RENDERING, S.PUBLISHING], to=S.FAILED,
+        actor=ACTOR, where=out_of_tries, detail=reason,
+        values={**cleared, "last_error": f"{reason} (attempts used up)"},
+    )
+    returned = 0
+    for src, dst, condition in _BACK:
+        returned += len(
+            move_many(session, ids, expected=src, to=dst, actor=ACTOR,
+                      where=and_(~out_of_tries, condition), detail=reason,
+                      values={**cleared, "last_error": reason})
+        )
+    log.warning("reconciled %d expired leases (%d failed for good)", returned, len(failed))
+    return returned, len(failed)
+
+
+# in-progress state -> stable state it returns to; publishing splits on approval.
+_BACK = [
+    (S.GENERATING, S.PLANNED, true()),
+    (S.RENDERING, S.GENERATED, true()),
+    (S.PUBLISHING, S.READY, Post.approved_at.is_(None)),
+    (S.PUBLISHING, S.APPROVED, Post.approved_at.is_not(None)),
+]
+
+
+def mark_missed(session: Session, *, settings: Settings, now: datetime) -> int:
+    """A slot that passed while nothing ran is marked missed, never published as a stale burst."""
+    late = now - timedelta(seconds=settings.grace_seconds)
+    waiting = [S.PLANNED, S.READY, S.APPROVED]
+    ids = locked_ids(
+        session,
+        and_(Post.status.in_(waiting), Post.publish_at < late),
+        Post.publish_at,
+        settings.claim_batch,
+    )
+    detail = f"slot passed more than {settings.grace_seconds} s ago while the system was down"
+    values = {"last_error": detail}
+    return len(move_many(session, ids, expected=waiting, to=S.MISSED, actor=ACTOR,
+                         detail=detail, values=values))
+
+
+def claim_due(
+    session: Session,
+    *,
+    settings: Settings,
+    now: datetime,
+    post_id: int | None = None,
+    actor: str = ACTOR,
+) -> list[Dispatch]:
+    """Claim every step that is due now (or only for ``post_id``), oldest first."""
+    only = Post.id == post_id if post_id is not None else true()
+    lease, batch = settings.lease_seconds, settings.claim_batch
+    dispatches: list[Dispatch] = []
+
+    active = Post.influencer_id.in_(select(Influencer.id).where(Influencer.active.is_(True)))
+    gen_due = and_(Post.status == S.PLANNED, Post.generate_at <= now, due_filter(now), active)
+    ids = locked_ids(session, and_(gen_due, only), Post.generate_at, batch)
+    dispatches += claim(session, ids, step=Step.GENERATE, expected=S.PLANNED, now=now,
+                        lease_seconds=lease, actor=actor)
+
+    render_due = and_(Post.status == S.GENERATED, due_filter(now))
+    ids = locked_ids(session, and_(render_due, only), Post.generate_at, batch)
+    dispatches += claim(session, ids, step=Step.RENDER, expected=S.GENERATED, now=now,
+                        lease_seconds=lease, actor=actor)
+
+    horizon = now + timedelta(seconds=settings.publish_ahead_seconds)
+    publishable = [S.READY, S.APPROVED]
+    pub_due = and_(Post.status.in_(publishable), Post.publish_at <= horizon, due_filter(now), active)
+    ids = locked_ids(session, and_(pub_due, only), Post.publish_at, batch)
+    etas = dict(session.execute(select(Post.id, Post.publish_at).where(Post.id.in_(ids))).all())
+    dispatches += claim(session, ids, step=Step.PUBLISH, expected=publishable, now=now,
+                        lease_seconds=lease, actor=actor, etas=etas)
+    return dispatches

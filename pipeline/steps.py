@@ -1,0 +1,202 @@
+"""The three steps a post goes through — generate, render, publish — each in three phases.
+
+``prepare`` reads the rows in a short transaction, ``perform`` does the slow work with no
+transaction open (SQLite writers would wait on it), ``record`` writes the result under the lease.
+"""
+
+from __future__ import annotations
+
+import io
+import random
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from models import Asset, AssetKind, Character, Influencer, Post, PostStatus, SeedPolicy
+from pipeline.captions import build_caption
+from pipeline.generators import GenerationRequest, Generator
+from pipeline.generators.sizes import native_size
+from pipeline.prompts import Identity, build_prompt
+from pipeline.schedule import zone
+from pipeline.renditions import Rendition, render_renditions, render_thumbnail
+from pipeline.storage import LocalStorage, StoredObject
+
+__all__ = [
+    "GenerateJob",
+    "RenderJob",
+    "StoredFile",
+    "perform_generate",
+    "perform_render",
+    "prepare_generate",
+    "prepare_render",
+    "record_generate",
+    "record_render",
+]
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    kind: AssetKind
+    format: str
+    stored: StoredObject
+    content_type: str
+    width: int
+    height: int
+    meta: dict[str, Any]
+
+
+def _asset_row(post_id: int, generation: int, f: StoredFile) -> Asset:
+    return Asset(
+        post_id=post_id, generation=generation, kind=f.kind, format=f.format,
+        storage_key=f.stored.key, content_type=f.content_type, width=f.width, height=f.height,
+        bytes=f.stored.size, sha256=f.stored.sha256, meta=f.meta,
+    )
+
+
+def _prefix(post: Post) -> str:
+    return f"posts/{post.id}/g{post.generation}"
+
+
+# --- generate -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GenerateJob:
+    post_id: int
+    generation: int
+    key: str
+    request: GenerationRequest
+    seed_policy: SeedPolicy
+
+
+def choose_seed(character: Character, post: Post) -> int:
+    if character.seed_policy is SeedPolicy.FIXED:
+        return character.seed
+    if character.seed_policy is SeedPolicy.PER_POST:
+        return (character.seed * 1_000_003 + post.id) % 2**31
+    return random.SystemRandom().randrange(2**31)
+
+
+def prepare_generate(session: Session, post: Post) -> GenerateJob:
+    character = session.get_one(Character, post.character_id)
+    parts = build_prompt(
+        Identity.from_character(character),
+        scene=post.scene, environment=post.environment, outfit=post.outfit, extra=post.prompt_extra,
+    )
+    width, height = native_size(post.formats)
+    request = GenerationRequest(
+        post_id=post.id, prompt=parts.prompt, negative_prompt=parts.negative_prompt,
+        width=width, height=height, seed=choose_seed(character, post),
+        lora_path=character.lora_path, lora_scale=character.lora_scale,
+    )
+    return GenerateJob(post.id, post.generation, f"{_prefix(post)}/raw.png", request,
+                       character.seed_policy)
+
+
+def perform_generate(job: GenerateJob, *, generator: Generator, storage: LocalStorage) -> StoredFile:
+    (result,) = generator.generate([job.request])
+    buf = io.BytesIO()
+    result.image.save(buf, "PNG")
+    stored = storage.put(job.key, buf.getvalue())
+    meta = {**result.meta, "seed_policy": job.seed_policy.value, "prompt": job.request.prompt}
+    return StoredFile(AssetKind.RAW, "raw", stored, "image/png", result.image.width,
+                      result.image.height, meta)
+
+
+def record_generate(session: Session, job: GenerateJob, raw: StoredFile) -> dict[str, Any]:
+    """Add the raw asset; return the post columns the state move sets alongside."""
+    _replace_assets(session, job.post_id, job.generation, [AssetKind.RAW], [raw])
+    return {
+        "prompt": job.request.prompt,
+        "negative_prompt": job.request.negative_prompt,
+        "seed": job.request.seed,
+        "last_error": None,
+    }
+
+
+def _replace_assets(
+    session: Session, post_id: int, generation: int, kinds: list[AssetKind], files: list[StoredFile]
+) -> None:
+    # A rerun of the same generation (a redelivery, a re-render) replaces, never duplicates.
+    session.execute(
+        delete(Asset).where(
+            Asset.post_id == post_id, Asset.generation == generation, Asset.kind.in_(kinds)
+        )
+    )
+    session.add_all(_asset_row(post_id, generation, f) for f in files)
+
+
+# --- render ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RenderJob:
+    post_id: int
+    generation: int
+    prefix: str
+    raw_key: str
+    formats: tuple[str, ...]
+    caption_template: str
+    caption_text: str
+    variables: dict[str, str]
+    default_hashtags: tuple[str, ...]
+    post_hashtags: tuple[str, ...]
+    needs_approval: bool
+
+
+def prepare_render(session: Session, post: Post) -> RenderJob:
+    influencer = session.get_one(Influencer, post.influencer_id)
+    raw_key = session.scalars(
+        select(Asset.storage_key).where(
+            Asset.post_id == post.id, Asset.generation == post.generation,
+            Asset.kind == AssetKind.RAW,
+        )
+    ).one()
+    variables = {
+        "scene": post.scene.replace("_", " "),
+        "environment": post.environment.replace("_", " "),
+        "name": influencer.display_name,
+        "handle": influencer.handle,
+        "day": post.publish_at.astimezone(zone(influencer.timezone)).strftime("%A"),
+    }
+    return RenderJob(
+        post.id, post.generation, _prefix(post), raw_key, tuple(post.formats),
+        influencer.caption_template, post.caption_text, variables,
+        tuple(influencer.default_hashtags), tuple(post.hashtags), influencer.approval_required,
+    )
+
+
+@dataclass(frozen=True)
+class RenderOutcome:
+    files: list[StoredFile]
+    caption: str
+    hashtags: tuple[str, ...]
+
+
+def perform_render(job: RenderJob, *, storage: LocalStorage) -> RenderOutcome:
+    caption = build_caption(
+        template=job.caption_template, text=job.caption_text, variables=job.variables,
+        default_hashtags=job.default_hashtags, post_hashtags=job.post_hashtags,
+    )
+    source = storage.get(job.raw_key)
+    renditions = [*render_renditions(source, job.formats), render_thumbnail(source)]
+    files = [_store_rendition(storage, job.prefix, r) for r in renditions]
+    return RenderOutcome(files, caption.text, caption.hashtags)
+
+
+def _store_rendition(storage: LocalStorage, prefix: str, r: Rendition) -> StoredFile:
+    stored = storage.put(f"{prefix}/{r.format}.jpg", r.data)
+    kind = AssetKind.THUMBNAIL if r.format == "thumbnail" else AssetKind.RENDITION
+    return StoredFile(kind, r.format, stored, r.content_type, r.width, r.height, {})
+
+
+def record_render(session: Session, job: RenderJob, outcome: RenderOutcome) -> dict[str, Any]:
+    kinds = [AssetKind.RENDITION, AssetKind.THUMBNAIL]
+    _replace_assets(session, job.post_id, job.generation, kinds, outcome.files)
+    return {"caption": outcome.caption, "last_error": None}
+
+
+def render_destination(job: RenderJob) -> PostStatus:
+    return PostStatus.AWAITING_APPROVAL if job.needs_approval else PostStatus.READY

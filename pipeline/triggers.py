@@ -1,0 +1,71 @@
+"""What people do to a post by hand: run a step now, approve it, cancel it.
+
+Each checks the post's state first and says, in one line, why a request does not apply.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from models import Post, PostStatus, can_move
+from pipeline.catalog import InputError
+from pipeline.dispatch import Dispatch, Step, claim, move
+from pipeline.scheduler import claim_due
+from pipeline.settings import Settings
+
+__all__ = ["approve", "cancel", "trigger"]
+
+S = PostStatus
+TRIGGER_FROM: dict[Step, tuple[PostStatus, ...]] = {
+    Step.GENERATE: (S.PLANNED, S.FAILED, S.GENERATED, S.READY, S.AWAITING_APPROVAL),
+    Step.RENDER: (S.GENERATED, S.FAILED, S.READY, S.AWAITING_APPROVAL),
+    Step.PUBLISH: (S.READY, S.APPROVED, S.FAILED, S.UNKNOWN),
+}
+
+
+def _post(session: Session, post_id: int) -> Post:
+    post = session.get(Post, post_id)
+    if post is None:
+        raise InputError(f"unknown post {post_id}: list posts with `ryla status`")
+    return post
+
+
+def trigger(
+    session: Session, post_id: int, step: Step, *, settings: Settings, now: datetime, actor: str
+) -> Dispatch:
+    """Claim ``step`` for the post right away (a person's retry starts with fresh attempts)."""
+    post = _post(session, post_id)
+    allowed = TRIGGER_FROM[step]
+    if post.status not in allowed:
+        raise InputError(
+            f"post {post_id} is {post.status}: {step} applies to posts that are "
+            f"{', '.join(allowed)}"
+        )
+    (dispatch,) = claim(session, [post_id], step=step, expected=post.status, now=now,
+                        lease_seconds=settings.lease_seconds, actor=actor)
+    session.execute(update(Post).where(Post.id == post_id).values(attempts=0))
+    return dispatch
+
+
+def approve(
+    session: Session, post_id: int, *, settings: Settings, now: datetime, actor: str
+) -> list[Dispatch]:
+    post = _post(session, post_id)
+    if post.status is not S.AWAITING_APPROVAL:
+        raise InputError(f"post {post_id} is {post.status}: only posts awaiting approval can be "
+                         "approved")
+    move(session, post_id, expected=S.AWAITING_APPROVAL, to=S.APPROVED, actor=actor,
+         values={"approved_at": now})
+    return claim_due(session, settings=settings, now=now, post_id=post_id, actor=actor)
+
+
+def cancel(session: Session, post_id: int, *, actor: str, reason: str = "") -> None:
+    post = _post(session, post_id)
+    if not can_move(post.status, S.CANCELLED) or not move(
+        session, post_id, expected=post.status, to=S.CANCELLED, actor=actor, detail=reason,
+        values={"lease_owner": None, "lease_expires_at": None},
+    ):
+        raise InputError(f"post {post_id} is {post.status} and can no longer be cancelled")

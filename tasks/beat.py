@@ -1,0 +1,62 @@
+"""The beat: one process that ticks every few seconds and sends what the tick claimed.
+
+Guarded by a lock, so a second beat started by mistake waits on standby and duplicates nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from celery import Celery
+
+from models import utcnow
+from pipeline.db import make_engine, make_session_factory, session_scope
+from pipeline.locks import beat_lock
+from pipeline.scheduler import TickReport, tick
+from pipeline.settings import Settings
+from tasks.send import send_dispatches
+
+__all__ = ["run_beat"]
+
+log = logging.getLogger(__name__)
+
+
+def run_beat(
+    app: Celery,
+    settings: Settings,
+    *,
+    stop: threading.Event,
+    on_tick: Callable[[TickReport], None] | None = None,
+) -> None:
+    """Tick until ``stop`` is set; while another beat holds the lock, wait and retry."""
+    engine = make_engine(settings)
+    factory = make_session_factory(engine)
+    try:
+        while not stop.is_set():
+            with beat_lock(settings, engine) as held:
+                if not held:
+                    log.warning("another beat holds the lock; standing by")
+                    stop.wait(settings.tick_seconds)
+                    continue
+                log.info("beat: ticking every %.0f s", settings.tick_seconds)
+                _tick_until(app, settings, factory, stop, on_tick)
+    finally:
+        engine.dispose()
+
+
+def _tick_until(app, settings, factory, stop, on_tick) -> None:  # type: ignore[no-untyped-def]
+    while not stop.is_set():
+        started = time.monotonic()
+        try:
+            with session_scope(factory) as session:
+                report = tick(session, settings=settings, now=utcnow())
+            send_dispatches(report.dispatches, app)
+        except Exception:  # a database or broker outage must not kill the beat
+            log.exception("beat tick failed; retrying next tick")
+        else:
+            if on_tick:
+                on_tick(report)
+        stop.wait(max(0.0, settings.tick_seconds - (time.monotonic() - started)))

@@ -1,0 +1,50 @@
+"""The per-process state of a worker: settings, engine, storage, generator, publishers.
+
+Built lazily in the process that runs tasks (never in a prefork parent: no CUDA, no sockets
+shared across a fork).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from functools import partial
+
+from models import PublishTarget
+from pipeline.db import make_engine, make_session_factory
+from pipeline.generators import select_generator
+from pipeline.publishers import build_publisher
+from pipeline.runner import Runtime
+from pipeline.settings import Settings, get_settings
+from pipeline.storage import LocalStorage
+
+__all__ = ["build_runtime", "current_runtime"]
+
+_state: dict[str, object] = {}
+
+
+def build_runtime(settings: Settings, *, actor: str) -> Runtime:
+    factory = make_session_factory(make_engine(settings))
+    return Runtime(
+        settings=settings,
+        session_factory=factory,
+        storage=LocalStorage(settings.storage_dir),
+        generator_factory=partial(select_generator, settings),
+        publisher_factory=partial(_publisher, settings),
+        actor=actor,
+    )
+
+
+def _publisher(settings: Settings, target: PublishTarget | None):  # type: ignore[no-untyped-def]
+    return build_publisher(target, settings=settings)
+
+
+def current_runtime() -> Runtime:
+    """This process's runtime; a forked child builds its own rather than reuse the parent's."""
+    if _state.get("pid") != os.getpid():
+        actor = f"worker:{socket.gethostname()}:{os.getpid()}"
+        _state["runtime"] = build_runtime(get_settings(), actor=actor)
+        _state["pid"] = os.getpid()
+    runtime = _state["runtime"]
+    assert isinstance(runtime, Runtime)
+    return runtime

@@ -1,0 +1,62 @@
+"""Starting a Celery worker from settings, and warming the generator in the process that runs.
+
+The GPU pipeline loads after the fork, in the child (``worker_process_init``), never in the
+prefork parent; a gpu worker runs one process with prefetch 1.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+
+from celery.signals import worker_process_init, worker_ready
+
+from pipeline.settings import Settings
+from tasks.app import create_app
+
+__all__ = ["start_worker"]
+
+log = logging.getLogger(__name__)
+_WARM_ENV = "RYLA_WARM_GENERATOR"
+
+
+def start_worker(settings: Settings, *, queues: list[str], concurrency: int | None, gpu: int | None,
+                 pool: str, name: str) -> None:
+    if gpu is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)  # before anything can touch CUDA
+    if "gpu" in queues:
+        concurrency = 1
+        os.environ[_WARM_ENV] = "1"
+    app = create_app(settings)
+    argv = [
+        "worker", "--queues", ",".join(queues), "--concurrency", str(concurrency or 2),
+        "--pool", pool, "--hostname", f"{name}@%h", "--loglevel", "INFO",
+        "--without-gossip", "--without-mingle", "--without-heartbeat",
+    ]
+    if pool == "solo":
+        worker_ready.connect(_warm_generator, weak=False)
+    app.worker_main(argv)
+
+
+@worker_process_init.connect
+def _warm_in_child(**_: object) -> None:
+    _warm_generator()
+
+
+def _warm_generator(**_: object) -> None:
+    if os.environ.get(_WARM_ENV) != "1":
+        return
+    from tasks.runtime import current_runtime
+
+    started = time.perf_counter()
+    try:
+        generator = current_runtime().generator
+        load = getattr(generator, "load", None)
+        if callable(load):
+            load()
+    except Exception as exc:  # the first task will fail the post with this reason
+        log.error("generator could not be warmed: %s", exc)
+        return
+    log.info("generator %s warm in %.2f s (pid %d)", generator.name,
+             time.perf_counter() - started, os.getpid())

@@ -1,0 +1,1 @@
+"""Fakes of the outside world for tests: a Graph API and a media host, both on loopback."""
