@@ -46,9 +46,9 @@ def cli(ctx: click.Context, data_dir: Path | None, verbose: bool) -> None:
     """RYLA: turn AI influencers' content calendars into published Instagram posts."""
     if data_dir is not None:
         os.environ["RYLA_DATA_DIR"] = str(data_dir)  # worker processes inherit it
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    ctx.obj = CliContext()
+    ctx.obj = CliContext(verbose=verbose)
     ctx.call_on_close(ctx.obj.close)
 
 
@@ -95,6 +95,7 @@ def status(obj: CliContext, handle: str | None) -> None:
 def worker(obj: CliContext, queues: str, concurrency: int | None, gpu: int | None, pool: str,
            name: str) -> None:
     """Run a Celery worker on the given queues (one per GPU for the gpu queue)."""
+    obj.log_progress()
     from tasks.app import QUEUES
     from tasks.worker import start_worker
 
@@ -118,6 +119,7 @@ def _stop_on_signals() -> threading.Event:
 @click.pass_obj
 def beat(obj: CliContext) -> None:
     """Run the beat: expand calendars, reconcile leases, dispatch due work (one per cluster)."""
+    obj.log_progress()
     from tasks.beat import run_beat
 
     run_beat(obj.app, obj.settings, stop=_stop_on_signals())
@@ -127,6 +129,7 @@ def beat(obj: CliContext) -> None:
 @click.pass_obj
 def run(obj: CliContext) -> None:
     """Everything on this machine in one command (database, workers, beat) until Ctrl-C."""
+    obj.log_progress()
     from migrations import migrate
     from tasks.beat import run_beat
 

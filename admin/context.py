@@ -5,6 +5,7 @@ Bad input becomes ``BadInput``: one line on stderr and exit code 2.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -38,7 +39,14 @@ def settings_error_line(exc: ValidationError) -> str:
 @dataclass
 class CliContext:
     actor: str = "cli"
+    verbose: bool = False
     _engine: Engine | None = field(default=None, init=False)
+
+    def log_progress(self) -> None:
+        """Long-running commands log what they do; one-shot commands stay quiet."""
+        if not self.verbose:
+            logging.getLogger().setLevel(logging.INFO)
+            logging.getLogger("alembic").setLevel(logging.WARNING)
 
     @cached_property
     def settings(self) -> Settings:

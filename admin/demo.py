@@ -74,9 +74,10 @@ def run_demo(obj: CliContext, *, count: int, timeout: int) -> bool:
     migrate(settings)
     with obj.session() as session:
         ids = seed_demo(session, count=count, now=utcnow())
+    logs = settings.data_dir / "logs"
     click.echo(f"planned posts {', '.join(map(str, ids))} for {DEMO_HANDLE}, due now; "
-               "starting workers (logs in ryla-data/logs)")
-    procs = start_workers(EMBEDDED_WORKERS, log_dir=settings.data_dir / "logs")
+               f"starting workers (logs in {logs})")
+    procs = start_workers(EMBEDDED_WORKERS, log_dir=logs)
     stop = threading.Event()
     beat = threading.Thread(target=run_beat, args=(obj.app, settings), kwargs={"stop": stop},
                             daemon=True)
@@ -96,7 +97,7 @@ def _follow(obj: CliContext, ids: list[int], *, started: float, timeout: int) ->
     first: float | None = None
     while time.monotonic() - started < timeout:
         with obj.session() as session:
-            rows = session.execute(select(Post.id, Post.status).where(Post.id.in_(ids))).tuples()
+            rows = session.execute(select(Post.id, Post.status).where(Post.id.in_(ids)))
             current = dict(rows.all())
         elapsed = time.monotonic() - started
         for post_id, status in sorted(current.items()):

@@ -25,7 +25,7 @@ def status_counts(session: Session, handle: str | None = None) -> dict[str, dict
     if handle:
         stmt = stmt.where(Influencer.handle == handle)
     table: dict[str, dict[str, int]] = {}
-    for name, status, count in session.execute(stmt).tuples():
+    for name, status, count in session.execute(stmt):
         table.setdefault(name, {})[status.value] = count
     return table
 

@@ -166,9 +166,7 @@ def build_alt_text(
 
 def _fill_template(template: str, values: Mapping[str, str]) -> str:
     try:
-        fields = [
-            (name, spec, conv) for _, name, spec, conv in string.Formatter().parse(template)
-        ]
+        fields = [(name, spec, conv) for _, name, spec, conv in string.Formatter().parse(template)]
     except ValueError as exc:
         raise CaptionError(f"caption template is malformed ({exc}): check its braces") from exc
     for name, _, _ in fields:
@@ -192,7 +190,9 @@ def _local_time(instant: datetime, timezone: str) -> datetime:
     try:
         return instant.astimezone(ZoneInfo(timezone))
     except (KeyError, ValueError) as exc:
-        raise CaptionError(f"influencer time zone {timezone!r} is unknown: use an IANA name") from exc
+        raise CaptionError(
+            f"influencer time zone {timezone!r} is unknown: use an IANA name"
+        ) from exc
 
 
 def _words(name: str) -> str:

@@ -14,7 +14,7 @@ from functools import cache
 from zoneinfo import ZoneInfo
 
 from PIL import Image, ImageDraw, ImageFont, ImageOps
-from sqlalchemy import and_, select
+from sqlalchemy import Select, and_, select
 from sqlalchemy.orm import Session
 
 from models import Asset, AssetKind, Influencer, Post, PostStatus
@@ -68,13 +68,13 @@ def plan_tiles(
         raise PlanError(f"no influencer with id {influencer_id}: check the handle")
     zone = ZoneInfo(influencer.timezone)
     tiles: dict[int, PlanTile] = {}
-    for post, asset in session.execute(_window_query(influencer_id, now, days)).tuples():
+    for post, asset in session.execute(_window_query(influencer_id, now, days)):
         if post.id not in tiles:
             tiles[post.id] = _tile(post, asset, zone, storage)
     return list(tiles.values())
 
 
-def _window_query(influencer_id: int, now: datetime, days: int):  # type: ignore[no-untyped-def]
+def _window_query(influencer_id: int, now: datetime, days: int) -> Select[Post, Asset]:
     current_thumbnail = and_(
         Asset.post_id == Post.id,
         Asset.kind == AssetKind.THUMBNAIL,

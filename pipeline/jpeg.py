@@ -120,7 +120,7 @@ def _apply_profile(image: Image.Image, icc: bytes | None) -> Image.Image:
     transform = _transform_from(icc, image.mode)
     if transform is None:  # the profile is sRGB already
         return image.convert("RGB")
-    return ImageCms.applyTransform(image, transform)
+    return transform.apply(image)
 
 
 @lru_cache(maxsize=16)

@@ -1,6 +1,6 @@
 """Instagram renditions: the JPEGs that leave the CPU queue, and the post's thumbnail.
 
-Subject-aware crops; JPEG only, sRGB + ICC, AI-source XMP, no EXIF, under 8 MiB; same input, same bytes.
+Subject-aware crops; JPEG, sRGB + ICC, AI-source XMP, no EXIF, under 8 MiB; same input, same bytes.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -48,8 +49,9 @@ MAX_SOURCE_PIXELS = 50_000_000  # a 50 MP photo; Pillow's own bomb check starts 
 MAX_JPEG_BYTES = 8 * 1024 * 1024
 QUALITY_STEPS = (90, 85, 80, 75, 70, 60, 50, 40)
 THUMBNAIL_WIDTH = 300
-_WIDTH_RANGE = (320, 1440)  # what Instagram accepts
-_SOURCE_FORMATS = ("PNG", "JPEG", "MPO", "WEBP", "TIFF", "GIF", "BMP", "AVIF")
+THUMBNAIL_WIDTHS = (32, 1440)
+# Decoders we accept sources from (JPEG covers MPO); others, e.g. EPS, are never tried.
+_SOURCE_FORMATS = ("PNG", "JPEG", "WEBP", "TIFF", "GIF", "BMP", "AVIF")
 
 
 class RenderError(ValueError):
@@ -142,7 +144,7 @@ def render_set(
 ) -> RenderSet:
     """Every requested format plus a thumbnail framed like the first format."""
     chosen = check_formats(formats)
-    _check_width(thumbnail_width, "thumbnail width", low=32)
+    _check_thumbnail_width(thumbnail_width)
     rgb, framing = _analyse(load_source(source, max_pixels=max_pixels))
     renditions = tuple(_render(rgb, framing, fmt, max_bytes=max_bytes) for fmt in chosen)
     first = renditions[0].crop or (0, 0, framing.width, framing.height)
@@ -171,7 +173,7 @@ def render_thumbnail(
     max_pixels: int = MAX_SOURCE_PIXELS,
 ) -> Rendition:
     """The whole source ``width`` px wide, or framed like ``fmt`` when one is given."""
-    _check_width(width, "thumbnail width", low=32)
+    _check_thumbnail_width(width)
     image = load_source(source, max_pixels=max_pixels)
     rgb = np.asarray(image)
     box = Box(0, 0, image.width, image.height)
@@ -196,7 +198,8 @@ def render_carousel(
         )
     if fmt is not None and fmt not in CAROUSEL_FORMATS:
         raise RenderError(
-            f"carousel format {fmt!r} is not a feed format: choose from {', '.join(CAROUSEL_FORMATS)}"
+            f"carousel format {fmt!r} is not a feed format: "
+            f"choose from {', '.join(CAROUSEL_FORMATS)}"
         )
     out: list[Rendition] = []
     for item, source in enumerate(sources, start=1):
@@ -215,7 +218,7 @@ def nearest_feed_format(width: int, height: int) -> str:
 
 
 def _decode(source: bytes, max_pixels: int) -> Image.Image:
-    image = Image.open(io.BytesIO(source), formats=_SOURCE_FORMATS)
+    image = Image.open(io.BytesIO(source), formats=_source_formats())
     width, height = image.size
     # Checked from the header, before a single pixel is decompressed.
     if width * height > max_pixels:
@@ -234,6 +237,12 @@ def _decode(source: bytes, max_pixels: int) -> Image.Image:
         return to_srgb(image)
     except ColourError as exc:
         raise RenderError(str(exc)) from exc
+
+
+@cache
+def _source_formats() -> tuple[str, ...]:
+    Image.init()  # AVIF, for one, is only there in recent Pillow builds
+    return tuple(name for name in _SOURCE_FORMATS if name in Image.OPEN)
 
 
 def _analyse(image: Image.Image) -> tuple[np.ndarray, Framing]:
@@ -279,9 +288,10 @@ def _encode_under(image: Image.Image, max_bytes: int, fmt: str) -> tuple[bytes, 
     )
 
 
-def _check_width(width: int, what: str, *, low: int = _WIDTH_RANGE[0]) -> None:
-    if not low <= width <= _WIDTH_RANGE[1]:
-        raise RenderError(f"{what} {width} px is outside {low}-{_WIDTH_RANGE[1]} px: pick one inside")
+def _check_thumbnail_width(width: int) -> None:
+    low, high = THUMBNAIL_WIDTHS
+    if not low <= width <= high:
+        raise RenderError(f"thumbnail width {width} px is outside {low}-{high} px: pick one inside")
 
 
 def _ratio(fmt: str) -> float:

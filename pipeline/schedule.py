@@ -206,7 +206,7 @@ def expand_due_calendars(session: Session, *, now: datetime, horizon_days: int) 
         )
     )
     created = 0
-    for calendar, tz_name in session.execute(stmt).tuples():
+    for calendar, tz_name in session.execute(stmt):
         start = max(now, calendar.planned_until or now)
         created += expand_calendar(session, calendar, tz=zone(tz_name), start=start, end=end)
     return created

@@ -119,7 +119,7 @@ def claim_due(
     dispatches += claim(session, ids, step=Step.GENERATE, expected=S.PLANNED, now=now,
                         lease_seconds=lease, actor=actor)
 
-    render_due = and_(Post.status == S.GENERATED, due_filter(now))
+    render_due = and_(Post.status == S.GENERATED, due_filter(now), active)
     ids = locked_ids(session, and_(render_due, only), Post.generate_at, batch)
     dispatches += claim(session, ids, step=Step.RENDER, expected=S.GENERATED, now=now,
                         lease_seconds=lease, actor=actor)

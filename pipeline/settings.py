@@ -75,7 +75,7 @@ class Settings(BaseSettings):
         if not self.database_url:
             self.database_url = f"sqlite:///{self.data_dir / 'ryla.db'}"
         if not self.broker_url:
-            self.broker_url = "filesystem://"
+            self.broker_url = "filesystem://localhost/"  # the host is unused; kombu wants one
         return self
 
     @property

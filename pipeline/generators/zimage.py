@@ -375,8 +375,12 @@ class ZImageGenerator:
 
 
 def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0][:300] if lines else type(exc).__name__
+    """The exception as one line: its first line, and its last when that adds the cause."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    text = lines[0] if len(lines) == 1 else f"{lines[0]} … {lines[-1]}"
+    return text[:300]
 
 
 def _round(value: float | None, digits: int) -> float | None:

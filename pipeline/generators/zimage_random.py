@@ -105,7 +105,7 @@ _TINY = _Configs(
         "max_position_embeddings": 512,
     },
     vae={
-        # Four blocks like Flux's, so pixels map to latents 8:1 and tokens 16:1 as in the real model.
+        # Four blocks like Flux's: pixels map to latents 8:1 and to tokens 16:1, as in the model.
         "block_out_channels": [8, 16, 16, 16],
         "layers_per_block": 1,
         "norm_num_groups": 8,

@@ -44,6 +44,7 @@ __all__ = [
     "PublishingRestricted",
     "classify_graph_error",
     "install_log_scrubber",
+    "raise_for_container_error",
     "retry_after_from_headers",
     "scrub",
 ]
@@ -57,6 +58,7 @@ NOT_READY_SUBCODE = 2207027
 QUOTA_SUBCODE = 2207042
 SPAM_SUBCODE = 2207051
 
+_CONTAINER_SUBCODE = re.compile(r"\b(22\d{5})\b")
 # Query and form fields that carry credentials in Graph API traffic.
 _SECRET_FIELDS = re.compile(
     r"(?i)\b(access_token|client_secret|fb_exchange_token|input_token)=([^&\s\"'<>]+)"
@@ -166,6 +168,20 @@ def _classify_by_code(
     if http_status >= 500:
         return AnswerLost(f"{what}; Meta answered HTTP {http_status}")
     return PermanentPublishError(f"{what}; retrying will not help")
+
+
+def raise_for_container_error(container_id: str, status: str) -> None:
+    """Raise when a container's ERROR names the media itself; return when a new one may work.
+
+    Meta puts the error subcode in the container's ``status`` field.
+    """
+    found = _CONTAINER_SUBCODE.search(status)
+    subcode = int(found.group(1)) if found else None
+    what = f"Instagram could not process container {container_id}: {status or 'ERROR'}"
+    if subcode == SPAM_SUBCODE:
+        raise PublishingRestricted(f"{what}; Instagram suspects spam: no automatic retry")
+    if subcode in PERMANENT_SUBCODES:
+        raise PermanentPublishError(f"{what}; change the post and publish it again")
 
 
 def retry_after_from_headers(headers: Mapping[str, str]) -> float | None:

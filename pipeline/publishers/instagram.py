@@ -7,7 +7,6 @@ and no publish of it may have reached Instagram; a lost publish answer is settle
 from __future__ import annotations
 
 import contextlib
-import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -37,23 +36,21 @@ from pipeline.publishers.graph_api import (
     quota_frees_at,
 )
 from pipeline.publishers.graph_errors import (
-    PERMANENT_SUBCODES,
-    SPAM_SUBCODE,
     AnswerLost,
     ContainerNotReady,
     GraphThrottled,
     PublishingRestricted,
     install_log_scrubber,
+    raise_for_container_error,
 )
 
-__all__ = ["CHECKPOINT_KEYS", "ContainerStatus", "InstagramPublisher"]
+__all__ = ["CHECKPOINT_KEYS", "ContainerStatus", "InstagramPublisher", "check_publish_request"]
 
 # What publish() hands to the checkpoint and reads back from request.resume: the post's
 # container, the container whose media_publish may have reached Instagram ("" once refused),
 # and the media id once published.
 CHECKPOINT_KEYS = ("container_id", "publish_requested", "external_id")
 _MEDIA_TYPES = {"image": 1, "story": 1, "carousel": 10}
-_SUBCODE = re.compile(r"\b(22\d{5})\b")
 _CONTAINER_MARK = "container:"  # external id when the media id behind a container is not found
 
 
@@ -65,12 +62,11 @@ class ContainerStatus(StrEnum):
     PUBLISHED = "PUBLISHED"
 
 
-S = ContainerStatus
+_S = ContainerStatus
 
 
 class InstagramPublisher:
-    """Publishes through the Graph API; ``base_url`` picks graph.instagram.com, .facebook.com
-    or a test server."""
+    """One Instagram account; ``base_url`` picks graph.instagram.com, .facebook.com or a fake."""
 
     kind = "instagram"
 
@@ -232,7 +228,7 @@ class _PublishRun:
             for item in self.request.media
         ]
         for child in children:
-            if self._wait_until_ready(child) is not S.FINISHED:
+            if self._wait_until_ready(child) is not _S.FINISHED:
                 raise TransientPublishError(
                     f"Instagram carousel item container {child} failed; will retry with new ones"
                 )
@@ -241,7 +237,7 @@ class _PublishRun:
     def _status(self, container_id: str) -> tuple[ContainerStatus, str]:
         body = self.api.get(container_id, action="container status", fields="status_code,status")
         try:
-            return ContainerStatus(body.get("status_code")), str(body.get("status") or "")
+            return ContainerStatus(str(body.get("status_code"))), str(body.get("status") or "")
         except ValueError:
             raise TransientPublishError(
                 f"Instagram container {container_id}: unknown status {body.get('status_code')!r}"
@@ -250,7 +246,7 @@ class _PublishRun:
     def _wait_until_ready(self, container_id: str) -> ContainerStatus:
         pauses = self.poll.delays(self.poll.status_checks - 1)
         status, detail = self._status(container_id)
-        while status is S.IN_PROGRESS:
+        while status is _S.IN_PROGRESS:
             pause = next(pauses, None)
             if pause is None:
                 raise TransientPublishError(
@@ -259,8 +255,8 @@ class _PublishRun:
                 )
             self.poll.sleep(pause)
             status, detail = self._status(container_id)
-        if status is S.ERROR:
-            _raise_if_media_is_refused(container_id, detail)
+        if status is _S.ERROR:
+            raise_for_container_error(container_id, detail)
         return status
 
     # -- publishing ---------------------------------------------------------------------
@@ -268,11 +264,12 @@ class _PublishRun:
     def _finish(self, container_id: str) -> str | None:
         """The media id once published; None when the container must be replaced."""
         status = self._wait_until_ready(container_id)
-        if status is S.PUBLISHED:
+        if status is _S.PUBLISHED:
             return self._find_media_id(container_id)
-        if status is S.FINISHED:
+        if status is _S.FINISHED:
             return self._publish(container_id)
-        return self._replaceable(container_id, status)
+        self._check_replaceable(container_id, status)
+        return None
 
     def _publish(self, container_id: str) -> str | None:
         for _ in range(self.poll.publish_tries):
@@ -286,10 +283,11 @@ class _PublishRun:
             except PublishError as refused:
                 self._publish_refused()
                 status = self._status_after_refusal(container_id, refused)
-            if status is S.PUBLISHED:
+            if status is _S.PUBLISHED:
                 return self._find_media_id(container_id)
-            if status is not S.FINISHED:
-                return self._replaceable(container_id, status)
+            if status is not _S.FINISHED:
+                self._check_replaceable(container_id, status)
+                return None
             # Still FINISHED: Instagram has not published it, so asking again is safe.
         raise TransientPublishError(
             f"Instagram media_publish of container {container_id} failed "
@@ -323,7 +321,7 @@ class _PublishRun:
                 status = self._status(container_id)[0]
             except PublishError:
                 status = None
-            if status is not None and status is not S.IN_PROGRESS:
+            if status is not None and status is not _S.IN_PROGRESS:
                 return status
             seen = status.value if status else seen
             pause = next(pauses, None)
@@ -342,24 +340,23 @@ class _PublishRun:
             status, detail = self._status(container_id)
         except PublishError:
             raise refused from None
-        if status is S.PUBLISHED:
+        if status is _S.PUBLISHED:
             return status
         if isinstance(refused, QuotaExceeded):
             refused.retry_at = self._quota_retry_at()
         waiting = isinstance(refused, QuotaExceeded | GraphThrottled)  # a new container won't help
-        if status in (S.EXPIRED, S.ERROR) and not waiting:
-            if status is S.ERROR:
-                _raise_if_media_is_refused(container_id, detail)
+        if status in (_S.EXPIRED, _S.ERROR) and not waiting:
+            if status is _S.ERROR:
+                raise_for_container_error(container_id, detail)
             return status  # the container itself is spent: the caller replaces it
         raise refused
 
-    def _replaceable(self, container_id: str, status: ContainerStatus) -> None:
+    def _check_replaceable(self, container_id: str, status: ContainerStatus) -> None:
         if self.publish_requested:
             raise OutcomeUnknown(
                 f"Instagram container {container_id} is {status.value} after a media_publish "
                 "that may have reached Instagram; look at the account before publishing again"
             )
-        return None
 
     def _quota_retry_at(self) -> datetime:
         now = self.publisher.clock()
@@ -397,13 +394,3 @@ class _PublishRun:
                 permalink = answer.get("permalink")
         detail = {"ig_user_id": self.user, "container_id": container_id}
         return PublishResult(external_id=media_id, permalink=permalink, detail=detail)
-
-
-def _raise_if_media_is_refused(container_id: str, status: str) -> None:
-    match = _SUBCODE.search(status)
-    subcode = int(match.group(1)) if match else None
-    what = f"Instagram could not process container {container_id}: {status or 'ERROR'}"
-    if subcode == SPAM_SUBCODE:
-        raise PublishingRestricted(f"{what}; Instagram suspects spam: no automatic retry")
-    if subcode in PERMANENT_SUBCODES:
-        raise PermanentPublishError(f"{what}; change the post and publish it again")

@@ -14,66 +14,24 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from tests.fakes.graph_rules import MAX_IMAGE_BYTES, GraphFault, check_caption, graph_error
-from tests.fakes.graph_rules import check_image as _check_image
+from tests.fakes.graph_rules import (
+    MAX_IMAGE_BYTES,
+    GraphFault,
+    check_caption,
+    check_image,
+    graph_error,
+)
+from tests.fakes.graph_state import Container, Fault, Published, RecordedRequest
 from tests.fakes.loopback import LoopbackServer, RequestHandler
 
 __all__ = ["Container", "FakeGraphApi", "Published", "RecordedRequest"]
 
 ROUTES = ("create", "status", "publish", "quota", "media_list", "refresh")
-
-
-@dataclass
-class Container:
-    id: str
-    kind: str  # IMAGE, STORIES, CAROUSEL or CAROUSEL_ITEM
-    fields: dict[str, str]
-    ready_at: float  # time.monotonic() when processing ends
-    outcome: str = "FINISHED"  # what processing ends in: FINISHED, ERROR or EXPIRED
-    detail: str = ""
-    media_id: str | None = None
-
-    def status(self) -> tuple[str, str]:
-        if self.media_id:
-            return "PUBLISHED", "Published"
-        if self.outcome == "EXPIRED" or time.monotonic() >= self.ready_at:
-            return self.outcome, self.detail or self.outcome.title()
-        return "IN_PROGRESS", "In Progress"
-
-
-@dataclass(frozen=True)
-class Published:
-    media_id: str
-    container_id: str
-    kind: str
-    caption: str
-    image_urls: tuple[str, ...]
-    at: float  # the fake's clock, seconds since the epoch
-
-
-@dataclass(frozen=True)
-class RecordedRequest:
-    method: str
-    route: str
-    path: str
-    params: dict[str, str]
-
-
-@dataclass
-class _Fault:
-    routes: frozenset[str] | None  # None: any route
-    times: int
-    status: int = 0  # 0: answer normally (after ``delay``)
-    body: dict[str, Any] = field(default_factory=dict)
-    delay: float = 0.0
-    headers: dict[str, str] = field(default_factory=dict)
-    after: str | None = None  # armed only once a call to this route has been seen
 
 
 class _Drop(Exception):
@@ -103,7 +61,7 @@ class FakeGraphApi:
         self.containers: dict[str, Container] = {}
         self.published: list[Published] = []
         self.requests: list[RecordedRequest] = []
-        self._faults: list[_Fault] = []
+        self._faults: list[Fault] = []
         self._container_outcomes: list[tuple[str, str]] = []
         self._drops_after_publish = 0
         self._ids = itertools.count(17_900_000_000_000_001)
@@ -196,7 +154,7 @@ class FakeGraphApi:
         if route is not None and route not in ROUTES:
             raise ValueError(f"unknown route {route!r}: one of {ROUTES}")
         with self._lock:
-            self._faults.append(_Fault(frozenset({route}) if route else None, times, **how))
+            self._faults.append(Fault(frozenset({route}) if route else None, times, **how))
 
     # -- records ------------------------------------------------------------------------
 
@@ -269,7 +227,7 @@ class FakeGraphApi:
         }
         return 200, actions[route](params)
 
-    def _take_fault(self, route: str) -> _Fault | None:
+    def _take_fault(self, route: str) -> Fault | None:
         with self._lock:
             seen = {r.route for r in self.requests}
             for fault in self._faults:
@@ -291,7 +249,7 @@ class FakeGraphApi:
         elif kind in ("IMAGE", "STORIES", "CAROUSEL_ITEM"):
             if not params.get("image_url"):
                 raise GraphFault(400, graph_error(100, "The parameter image_url is required"))
-            _check_image(
+            check_image(
                 params["image_url"],
                 story=kind == "STORIES",
                 max_bytes=self.max_image_bytes,

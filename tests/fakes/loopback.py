@@ -65,8 +65,7 @@ class LoopbackServer:
     def base_url(self) -> str:
         if self._server is None:
             raise RuntimeError("the server is not running: use it as a context manager")
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     def start(self) -> None:
         server = _Server(("127.0.0.1", 0), RequestHandler)

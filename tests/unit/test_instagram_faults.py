@@ -10,6 +10,7 @@ import time
 import traceback
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -53,7 +54,7 @@ def client() -> Iterator[httpx.Client]:
 
 
 def publisher(
-    graph: FakeGraphApi, client: httpx.Client, *, base_url: str = "", **poll: object
+    graph: FakeGraphApi, client: httpx.Client, *, base_url: str = "", **poll: Any
 ) -> InstagramPublisher:
     return InstagramPublisher(
         client=client,
@@ -61,7 +62,7 @@ def publisher(
         api_version="v24.0",
         ig_user_id=graph.ig_user_id,
         access_token=TOKEN,
-        poll=PollPolicy(first_delay=0.01, factor=1.5, max_delay=0.05, **poll),  # type: ignore[arg-type]
+        poll=PollPolicy(first_delay=0.01, factor=1.5, max_delay=0.05, **poll),
         clock=lambda: datetime.fromtimestamp(graph.clock(), UTC),
     )
 

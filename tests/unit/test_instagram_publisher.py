@@ -5,9 +5,11 @@ Faults (500s, throttling, lost answers, failed containers) live in test_instagra
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -46,12 +48,12 @@ def client() -> Iterator[httpx.Client]:
         yield http
 
 
-def publisher(graph: FakeGraphApi, client: httpx.Client, **options: object) -> InstagramPublisher:
+def publisher(graph: FakeGraphApi, client: httpx.Client, **options: Any) -> InstagramPublisher:
     return InstagramPublisher.from_target(
         config={"base_url": graph.base_url, "api_version": "v24.0", "ig_user_id": graph.ig_user_id},
         secrets={"access_token": next(iter(graph.tokens))},
         client=client,
-        poll=PollPolicy(**{**FAST.__dict__, **options}),  # type: ignore[arg-type]
+        poll=dataclasses.replace(FAST, **options),
     )
 
 

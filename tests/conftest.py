@@ -1,0 +1,68 @@
+"""Shared fixtures: settings on a temporary data folder, a migrated SQLite database, clocks.
+
+Unit tests need no services; integration fixtures live in tests/integration/conftest.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy.orm import Session, sessionmaker
+
+from models import Base
+from pipeline.catalog import (
+    CharacterIn,
+    InfluencerIn,
+    create_character,
+    create_influencer,
+)
+from pipeline.db import make_engine, make_session_factory, session_scope
+from pipeline.settings import Settings
+
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    for name in ("RYLA_DATABASE_URL", "RYLA_BROKER_URL", "RYLA_DATA_DIR", "RYLA_SECRET_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    return Settings(data_dir=tmp_path / "data", generator="preview")  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def factory(settings: Settings) -> Iterator[sessionmaker[Session]]:
+    engine = make_engine(settings)
+    Base.metadata.create_all(engine)
+    yield make_session_factory(engine)
+    engine.dispose()
+
+
+@pytest.fixture
+def session(factory: sessionmaker[Session]) -> Iterator[Session]:
+    with factory() as s:
+        yield s
+
+
+def add_influencer(session: Session, handle: str = "mia", **kwargs: object) -> int:
+    data = InfluencerIn(handle=handle, display_name="Mia", timezone="Europe/Berlin", **kwargs)  # type: ignore[arg-type]
+    influencer = create_influencer(session=session, data=data)
+    create_character(session=session, handle=handle,
+                     data=CharacterIn(name="Mia", identity_prompt="a woman", seed=7))
+    return influencer.id
+
+
+@pytest.fixture
+def influencer_id(factory: sessionmaker[Session]) -> int:
+    with session_scope(factory) as s:
+        return add_influencer(s)
+
+
+def add_post(session: Session, handle: str = "mia", *, at: datetime = NOW, lead: int = 0,
+             **kwargs: object) -> int:
+    from pipeline.catalog import PostIn, create_post
+
+    data = PostIn(publish_at=at, lead_minutes=lead, **kwargs)  # type: ignore[arg-type]
+    return create_post(session=session, handle=handle, data=data).id

@@ -1,0 +1,259 @@
+"""Steps run in-process (no broker): the whole chain, failures, retries and exactly-once."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from models import (
+    Asset,
+    AttemptStatus,
+    Influencer,
+    Post,
+    PostEvent,
+    PostStatus,
+    PublishAttempt,
+    PublishTarget,
+)
+from pipeline.db import session_scope
+from pipeline.dispatch import Dispatch, Step
+from pipeline.generators import GeneratedImage, GenerationRequest, PreviewGenerator
+from pipeline.publishers import build_publisher
+from pipeline.publishers.base import OutcomeUnknown, PublishRequest, PublishResult
+from pipeline.runner import Runtime, run_step
+from pipeline.scheduler import tick
+from pipeline.settings import Settings
+from pipeline.storage import LocalStorage
+from pipeline.triggers import approve
+from tests.conftest import NOW, add_post
+
+S = PostStatus
+
+
+@dataclass
+class FlakyGenerator:
+    """Fails the first ``failures`` calls, then draws previews."""
+
+    failures: int
+    name: str = "flaky"
+    calls: int = 0
+
+    def generate(self, requests: list[GenerationRequest]) -> list[GeneratedImage]:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise ConnectionError("GPU worker lost its device")
+        return PreviewGenerator().generate(requests)
+
+
+@dataclass
+class RecordingPublisher:
+    kind: str = "recording"
+    fail_with: Exception | None = None
+    sent: list[PublishRequest] = field(default_factory=list)
+
+    def publish(self, request: PublishRequest, checkpoint: Callable[[str, str], None]) -> PublishResult:
+        checkpoint("container_id", f"c-{request.post_id}")
+        if self.fail_with:
+            raise self.fail_with
+        self.sent.append(request)
+        return PublishResult(external_id=f"media-{request.post_id}")
+
+
+def make_runtime(settings: Settings, factory: sessionmaker[Session], *, generator=None,
+                 publisher=None) -> Runtime:  # type: ignore[no-untyped-def]
+    return Runtime(
+        settings=settings, session_factory=factory, storage=LocalStorage(settings.storage_dir),
+        generator_factory=lambda: generator or PreviewGenerator(),
+        publisher_factory=(lambda target: publisher) if publisher else
+        (lambda target: build_publisher(target, settings=settings)),
+        actor="test-worker", clock=lambda: NOW,
+    )
+
+
+def drain(rt: Runtime, dispatches: list[Dispatch]) -> None:
+    """Run dispatches and their follow-ups, as workers would (ETAs ignored)."""
+    queue = list(dispatches)
+    while queue:
+        d = queue.pop(0)
+        queue += run_step(rt, d.step, d.post_id, d.token)
+
+
+def first_tick(settings: Settings, factory: sessionmaker[Session]) -> list[Dispatch]:
+    with session_scope(factory) as s:
+        return tick(s, settings=settings, now=NOW).dispatches
+
+
+def post_of(factory: sessionmaker[Session], post_id: int) -> Post:
+    with factory() as s:
+        return s.get_one(Post, post_id)
+
+
+def new_post(factory: sessionmaker[Session], **kwargs: object) -> int:
+    with session_scope(factory) as s:
+        return add_post(s, **kwargs)
+
+
+def test_a_due_post_goes_from_planned_to_the_outbox(settings: Settings,
+                                                   factory: sessionmaker[Session],
+                                                   influencer_id: int) -> None:
+    post_id = new_post(factory, scene="beach_day", caption_text="Sun!", hashtags=["summer"])
+    drain(make_runtime(settings, factory), first_tick(settings, factory))
+    post = post_of(factory, post_id)
+    assert post.status is S.PUBLISHED
+    folder = settings.outbox_dir / "mia" / f"post-{post_id:06d}"
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "01-feed_portrait.jpg", "caption.txt", "post.json"]
+    manifest = json.loads((folder / "post.json").read_text())
+    assert manifest["is_ai_generated"] is True and "#summer" in manifest["caption"]
+    with factory() as s:
+        moves = s.execute(select(PostEvent.to_status).where(PostEvent.post_id == post_id)
+                          .order_by(PostEvent.id)).scalars().all()
+        kinds = sorted(s.scalars(select(Asset.format).where(Asset.post_id == post_id)))
+    assert moves == [S.GENERATING, S.GENERATED, S.RENDERING, S.READY, S.PUBLISHING, S.PUBLISHED]
+    assert kinds == ["feed_portrait", "raw", "thumbnail"]
+
+
+def test_the_same_message_twice_runs_the_step_once(settings: Settings,
+                                                   factory: sessionmaker[Session],
+                                                   influencer_id: int) -> None:
+    post_id = new_post(factory)
+    (d,) = first_tick(settings, factory)
+    rt = make_runtime(settings, factory)
+    follow = run_step(rt, d.step, d.post_id, d.token)
+    assert run_step(rt, d.step, d.post_id, d.token) == []
+    drain(rt, follow + follow)  # every later message delivered twice as well
+    with factory() as s:
+        gens = s.scalars(select(PostEvent.id).where(PostEvent.post_id == post_id,
+                                                    PostEvent.to_status == S.GENERATED)).all()
+    assert len(gens) == 1
+    assert post_of(factory, post_id).status is S.PUBLISHED
+
+
+def test_a_failing_generator_is_retried_with_backoff_then_succeeds(
+    settings: Settings, factory: sessionmaker[Session], influencer_id: int
+) -> None:
+    post_id = new_post(factory)
+    rt = make_runtime(settings, factory, generator=FlakyGenerator(failures=1))
+    drain(rt, first_tick(settings, factory))
+    post = post_of(factory, post_id)
+    assert (post.status, post.attempts) == (S.PLANNED, 1)
+    assert "GPU worker lost its device" in (post.last_error or "")
+    assert post.next_attempt_at is not None and post.next_attempt_at > NOW
+    with session_scope(factory) as s:  # not before the back-off ends
+        assert tick(s, settings=settings, now=NOW).dispatches == []
+        later = tick(s, settings=settings, now=post.next_attempt_at).dispatches
+    drain(rt, later)
+    assert post_of(factory, post_id).status is S.PUBLISHED
+
+
+def test_a_post_fails_with_the_last_error_when_attempts_run_out(
+    settings: Settings, factory: sessionmaker[Session], influencer_id: int
+) -> None:
+    post_id = new_post(factory)
+    rt = make_runtime(settings, factory, generator=FlakyGenerator(failures=99))
+    for _ in range(settings.max_attempts):
+        with session_scope(factory) as s:
+            s.execute(update(Post).values(next_attempt_at=None))
+        drain(rt, first_tick(settings, factory))
+    post = post_of(factory, post_id)
+    assert (post.status, post.attempts) == (S.FAILED, settings.max_attempts)
+    assert post.last_error == "generate failed: GPU worker lost its device"
+
+
+def test_a_broken_caption_template_fails_the_post_at_render(
+    settings: Settings, factory: sessionmaker[Session], influencer_id: int
+) -> None:
+    with session_scope(factory) as s:
+        s.execute(update(Influencer).values(caption_template="{text} in {city}"))
+    post_id = new_post(factory)
+    drain(make_runtime(settings, factory), first_tick(settings, factory))
+    post = post_of(factory, post_id)
+    assert post.status is S.FAILED
+    assert "unknown variable 'city'" in (post.last_error or "")
+
+
+def test_a_post_that_was_published_is_never_sent_again(
+    settings: Settings, factory: sessionmaker[Session], influencer_id: int
+) -> None:
+    post_id = new_post(factory)
+    publisher = RecordingPublisher()
+    rt = make_runtime(settings, factory, publisher=publisher)
+    drain(rt, first_tick(settings, factory))
+    # The answer was recorded but the state move was lost (e.g. the worker died in between).
+    with session_scope(factory) as s:
+        s.execute(update(Post).values(status=S.READY, external_id=None))
+    drain(rt, first_tick(settings, factory))
+    assert len(publisher.sent) == 1
+    assert post_of(factory, post_id).status is S.PUBLISHED
+
+
+def test_an_unverifiable_publish_waits_for_a_person(
+    settings: Settings, factory: sessionmaker[Session], influencer_id: int
+) -> None:
+    post_id = new_post(factory)
+    publisher = RecordingPublisher(fail_with=OutcomeUnknown("answer lost after media_publish"))
+    drain(make_runtime(settings, factory, publisher=publisher), first_tick(settings, factory))
+    assert post_of(factory, post_id).status is S.UNKNOWN
+    with factory() as s:
+        attempt = s.scalars(select(PublishAttempt)).one()
+    assert (attempt.status, attempt.container_id) == (AttemptStatus.UNKNOWN, f"c-{post_id}")
+
+
+def test_an_interrupted_publish_resumes_its_attempt(
+    settings: Settings, factory: sessionmaker[Session], influencer_id: int
+) -> None:
+    post_id = new_post(factory)
+    publisher = RecordingPublisher(fail_with=ConnectionError("reset by peer"))
+    rt = make_runtime(settings, factory, publisher=publisher)
+    drain(rt, first_tick(settings, factory))
+    assert post_of(factory, post_id).status is S.READY
+    publisher.fail_with = None
+    with session_scope(factory) as s:
+        s.execute(update(Post).values(next_attempt_at=None))
+    drain(rt, first_tick(settings, factory))
+    (request,) = publisher.sent
+    assert request.resume == {"container_id": f"c-{post_id}"}
+    with factory() as s:
+        assert len(s.scalars(select(PublishAttempt)).all()) == 1
+
+
+def test_approval_holds_the_post_until_a_person_approves(
+    settings: Settings, factory: sessionmaker[Session], influencer_id: int
+) -> None:
+    with session_scope(factory) as s:
+        s.execute(update(Influencer).values(approval_required=True))
+    post_id = new_post(factory)
+    rt = make_runtime(settings, factory)
+    drain(rt, first_tick(settings, factory))
+    assert post_of(factory, post_id).status is S.AWAITING_APPROVAL
+    with session_scope(factory) as s:
+        dispatches = approve(s, post_id, settings=settings, now=NOW, actor="editor")
+    drain(rt, dispatches)
+    assert post_of(factory, post_id).status is S.PUBLISHED
+
+
+def test_the_outbox_target_of_an_influencer_is_used(
+    settings: Settings, factory: sessionmaker[Session], influencer_id: int
+) -> None:
+    custom = settings.data_dir / "elsewhere"
+    with session_scope(factory) as s:
+        s.add(PublishTarget(influencer_id=influencer_id, name="mia-outbox", kind="outbox",
+                            config={"path": str(custom)}))
+    post_id = new_post(factory)
+    drain(make_runtime(settings, factory), first_tick(settings, factory))
+    assert (custom / "mia" / f"post-{post_id:06d}" / "caption.txt").is_file()
+
+
+def test_publishing_waits_for_its_time(settings: Settings, factory: sessionmaker[Session],
+                                       influencer_id: int) -> None:
+    new_post(factory, at=NOW + timedelta(seconds=60), lead=30)
+    dispatches = first_tick(settings, factory)
+    rt = make_runtime(settings, factory)
+    follow = run_step(rt, dispatches[0].step, dispatches[0].post_id, dispatches[0].token)
+    render = run_step(rt, follow[0].step, follow[0].post_id, follow[0].token)
+    assert [(d.step, d.eta) for d in render] == [(Step.PUBLISH, NOW + timedelta(seconds=60))]
