@@ -234,9 +234,20 @@ def test_expired_token_is_auth_expired(
     graph: FakeGraphApi, media: FakeMediaHost, client: httpx.Client, route: str
 ) -> None:
     graph.error_next(route, code=190, subcode=463, message="Error validating access token")
+    log = CheckpointLog()
     with pytest.raises(AuthExpired, match="re-authorise"):
-        publisher(graph, client).publish(post(media), CheckpointLog())
+        publisher(graph, client).publish(post(media), log)
     assert graph.published == []
+    assert log.resume.get("publish_requested", "") == ""  # the container stays replaceable
+
+
+def test_revoked_token_is_auth_expired_before_anything_is_made(
+    graph: FakeGraphApi, media: FakeMediaHost, client: httpx.Client
+) -> None:
+    graph.revoke_tokens()
+    with pytest.raises(AuthExpired):
+        publisher(graph, client).publish(post(media), CheckpointLog())
+    assert graph.containers == {} and graph.calls("create") == 1
 
 
 def test_full_quota_defers_to_when_the_window_frees(media: FakeMediaHost) -> None:

@@ -1,0 +1,149 @@
+"""Real services for integration tests: a fresh PostgreSQL database, Redis, worker processes.
+
+Under CI=true a missing PostgreSQL or Redis fails the test; elsewhere it skips with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+import redis
+from celery import Celery
+from sqlalchemy.orm import Session, sessionmaker
+
+from migrations import migrate
+from pipeline.db import make_engine, make_session_factory
+from pipeline.settings import Settings
+from tasks.app import create_app
+
+PG_ADMIN = os.environ.get("RYLA_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("RYLA_TEST_REDIS_URL", "redis://127.0.0.1:6379/11")
+
+
+def service_missing(what: str, exc: Exception) -> None:
+    message = f"{what} is not reachable ({exc}); start it (see .ci/run)"
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@dataclass
+class Backend:
+    name: str
+    env: dict[str, str]
+    settings: Settings
+    factory: sessionmaker[Session]
+    app: Celery
+    logs: Path
+
+
+@pytest.fixture(params=["embedded", "postgres_redis"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    env = {"RYLA_DATA_DIR": str(tmp_path / "data"), "RYLA_GENERATOR": "preview",
+           "RYLA_TICK_SECONDS": "1", "RYLA_LEASE_SECONDS": "60"}
+    drop: Callable[[], None] = lambda: None  # noqa: E731
+    if request.param == "postgres_redis":
+        db_url, drop = _fresh_database()
+        env |= {"RYLA_DATABASE_URL": db_url, "RYLA_BROKER_URL": _flushed_redis()}
+    settings = Settings(**{k.removeprefix("RYLA_").lower(): v for k, v in env.items()})
+    migrate(settings)
+    engine = make_engine(settings)
+    try:
+        yield Backend(request.param, env, settings, make_session_factory(engine),
+                      create_app(settings), tmp_path / "logs")
+    finally:
+        engine.dispose()
+        drop()
+
+
+def _fresh_database() -> tuple[str, Callable[[], None]]:
+    name = f"ryla_it_{uuid.uuid4().hex[:10]}"
+    try:
+        with psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=5) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.OperationalError as exc:
+        service_missing("PostgreSQL", exc)
+
+    def drop() -> None:
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    base = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
+    return f"{base}/{name}", drop
+
+
+def _flushed_redis() -> str:
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=5).flushdb()
+    except redis.RedisError as exc:
+        service_missing("Redis", exc)
+    return REDIS_URL
+
+
+class Processes:
+    """Real ``ryla`` processes (workers, beat) started for one test, stopped after it."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self.procs: list[tuple[subprocess.Popen[bytes], Path]] = []
+
+    def start(self, *args: str, ready: str | None = None, timeout: float = 60) -> None:
+        self.backend.logs.mkdir(parents=True, exist_ok=True)
+        log = self.backend.logs / f"{'-'.join(args).replace(',', '_')}-{len(self.procs)}.log"
+        env = {**os.environ, **self.backend.env}
+        with log.open("wb") as out:
+            proc = subprocess.Popen([sys.executable, "-m", "admin", *args], env=env,
+                                    stdout=out, stderr=subprocess.STDOUT)
+        self.procs.append((proc, log))
+        if ready:
+            self._wait_for(log, proc, ready, timeout)
+
+    def worker(self, queues: str, concurrency: int = 2) -> None:
+        self.start("worker", "--queues", queues, "--concurrency", str(concurrency),
+                   "--name", queues.replace(",", "-"), ready=" ready.")
+
+    @staticmethod
+    def _wait_for(log: Path, proc: subprocess.Popen[bytes], text: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if text in log.read_text(errors="replace"):
+                return
+            if proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        pytest.fail(f"{log.name} did not print {text!r}:\n{log.read_text(errors='replace')}")
+
+    def full_logs(self) -> str:
+        return "\n".join(log.read_text(errors="replace") for _, log in self.procs)
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {log.name}\n{log.read_text(errors='replace')[-3000:]}"
+                         for _, log in self.procs)
+
+    def stop(self) -> None:
+        for proc, _ in self.procs:
+            proc.terminate()
+        for proc, _ in self.procs:
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+@pytest.fixture
+def processes(backend: Backend) -> Iterator[Processes]:
+    procs = Processes(backend)
+    try:
+        yield procs
+    finally:
+        procs.stop()
