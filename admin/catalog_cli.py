@@ -6,10 +6,9 @@ Options that take lists accept commas or repetition (``--scene a,b`` or ``--scen
 from __future__ import annotations
 
 import click
-
-from admin.context import CliContext
 from sqlalchemy import select
 
+from admin.context import CliContext
 from models import Post, PostEvent, SeedPolicy, utcnow
 from pipeline.catalog import (
     CalendarIn,
@@ -46,17 +45,30 @@ def influencer() -> None:
 @click.option("--timezone", required=True, help="IANA zone, e.g. Europe/Berlin.")
 @click.option("--persona", default="", help="Who they are, in a sentence or two.")
 @click.option("--voice", default="", help="How their captions sound.")
-@click.option("--caption-template", default="{text}", show_default=True,
-              help="Caption template; variables: {text} {scene} {environment} {day} {name}.")
+@click.option(
+    "--caption-template",
+    default="{text}",
+    show_default=True,
+    help="Caption template; variables: {text} {scene} {environment} {day} {name}.",
+)
 @click.option("--hashtag", "hashtags", multiple=True, help="Default hashtags.")
 @click.option("--approval/--no-approval", default=False, help="Hold posts for approval.")
 @click.pass_obj
-def influencer_add(obj: CliContext, handle: str, display_name: str, timezone: str, persona: str,
-                   voice: str, caption_template: str, hashtags: tuple[str, ...],
-                   approval: bool) -> None:
+def influencer_add(
+    obj: CliContext,
+    handle: str,
+    display_name: str,
+    timezone: str,
+    persona: str,
+    voice: str,
+    caption_template: str,
+    hashtags: tuple[str, ...],
+    approval: bool,
+) -> None:
     """Add an influencer."""
-    data = InfluencerIn(handle, display_name, timezone, persona, voice, caption_template,
-                        _split(hashtags), approval)
+    data = InfluencerIn(
+        handle, display_name, timezone, persona, voice, caption_template, _split(hashtags), approval
+    )
     with obj.session() as session:
         created = create_influencer(session=session, data=data)
         click.echo(f"influencer {created.handle} added (id {created.id}, {created.timezone})")
@@ -82,8 +94,12 @@ def character() -> None:
 @click.option("--trigger-word", default="", help="The LoRA's trigger word.")
 @click.option("--lora", "lora_path", default=None, help="Path to a .safetensors LoRA.")
 @click.option("--lora-scale", type=click.FloatRange(0, 2), default=1.0, show_default=True)
-@click.option("--seed-policy", type=click.Choice([p.value for p in SeedPolicy]),
-              default=SeedPolicy.FIXED.value, show_default=True)
+@click.option(
+    "--seed-policy",
+    type=click.Choice([p.value for p in SeedPolicy]),
+    default=SeedPolicy.FIXED.value,
+    show_default=True,
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.pass_obj
 def character_add(obj: CliContext, handle: str, seed_policy: str, **fields: object) -> None:
@@ -109,24 +125,52 @@ def calendar() -> None:
 @click.option("--environment", "environments", multiple=True, help="Environments to rotate.")
 @click.option("--outfit", "outfits", multiple=True, help="Outfits to rotate.")
 @click.option("--format", "formats", multiple=True, help=f"One of {', '.join(NATIVE_SIZES)}.")
-@click.option("--lead-minutes", type=int, default=30, show_default=True,
-              help="Generate this long before publishing.")
+@click.option(
+    "--lead-minutes",
+    type=int,
+    default=30,
+    show_default=True,
+    help="Generate this long before publishing.",
+)
 @click.option("--caption", default="", help="Caption text for every slot.")
 @click.option("--hashtag", "hashtags", multiple=True)
 @click.pass_obj
-def calendar_add(obj: CliContext, handle: str, name: str, days: str, times: str,
-                 character: str | None, scenes: tuple[str, ...], environments: tuple[str, ...],
-                 outfits: tuple[str, ...], formats: tuple[str, ...], lead_minutes: int,
-                 caption: str, hashtags: tuple[str, ...]) -> None:
+def calendar_add(
+    obj: CliContext,
+    handle: str,
+    name: str,
+    days: str,
+    times: str,
+    character: str | None,
+    scenes: tuple[str, ...],
+    environments: tuple[str, ...],
+    outfits: tuple[str, ...],
+    formats: tuple[str, ...],
+    lead_minutes: int,
+    caption: str,
+    hashtags: tuple[str, ...],
+) -> None:
     """Add a calendar with one slot rule; the beat plans its posts."""
-    data = CalendarIn(name, days, times, character, _split(scenes), _split(environments),
-                      [o for o in outfits if o], _split(formats) or ["feed_portrait"],
-                      lead_minutes, caption, _split(hashtags))
+    data = CalendarIn(
+        name,
+        days,
+        times,
+        character,
+        _split(scenes),
+        _split(environments),
+        [o for o in outfits if o],
+        _split(formats) or ["feed_portrait"],
+        lead_minutes,
+        caption,
+        _split(hashtags),
+    )
     with obj.session() as session:
         created = create_calendar(session=session, handle=handle, data=data)
         rule = created.rules[0]
-        click.echo(f"calendar {created.name} added (id {created.id}): days {rule.days_of_week} "
-                   f"at {', '.join(rule.times)}")
+        click.echo(
+            f"calendar {created.name} added (id {created.id}): days {rule.days_of_week} "
+            f"at {', '.join(rule.times)}"
+        )
 
 
 @click.group()
@@ -136,8 +180,12 @@ def post() -> None:
 
 @post.command("add")
 @click.argument("handle")
-@click.option("--at", "when", required=True,
-              help="'YYYY-MM-DD HH:MM' in the influencer's zone, 'now', '+30m' or ISO with offset.")
+@click.option(
+    "--at",
+    "when",
+    required=True,
+    help="'YYYY-MM-DD HH:MM' in the influencer's zone, 'now', '+30m' or ISO with offset.",
+)
 @click.option("--character", default=None)
 @click.option("--scene", default="")
 @click.option("--environment", default="")
@@ -148,15 +196,35 @@ def post() -> None:
 @click.option("--format", "formats", multiple=True, help=f"One of {', '.join(NATIVE_SIZES)}.")
 @click.option("--lead-minutes", type=click.IntRange(0, 1440), default=30, show_default=True)
 @click.pass_obj
-def post_add(obj: CliContext, handle: str, when: str, character: str | None, scene: str,
-             environment: str, outfit: str, prompt_extra: str, caption: str,
-             hashtags: tuple[str, ...], formats: tuple[str, ...], lead_minutes: int) -> None:
+def post_add(
+    obj: CliContext,
+    handle: str,
+    when: str,
+    character: str | None,
+    scene: str,
+    environment: str,
+    outfit: str,
+    prompt_extra: str,
+    caption: str,
+    hashtags: tuple[str, ...],
+    formats: tuple[str, ...],
+    lead_minutes: int,
+) -> None:
     """Add a one-off post at a given time."""
     with obj.session() as session:
         tz = zone(get_influencer(session, handle).timezone)
-        data = PostIn(parse_when(when, tz, utcnow()), character, scene, environment, outfit,
-                      prompt_extra, caption, _split(hashtags), _split(formats) or ["feed_portrait"],
-                      lead_minutes)
+        data = PostIn(
+            parse_when(when, tz, utcnow()),
+            character,
+            scene,
+            environment,
+            outfit,
+            prompt_extra,
+            caption,
+            _split(hashtags),
+            _split(formats) or ["feed_portrait"],
+            lead_minutes,
+        )
         created = create_post(session=session, handle=handle, data=data)
         click.echo(f"post {created.id} planned for {created.local_publish_time}")
 
@@ -165,8 +233,9 @@ def _trigger(obj: CliContext, post_id: int, step: Step) -> None:
     from tasks.send import send_dispatches
 
     with obj.session() as session:
-        dispatch = trigger(session, post_id, step, settings=obj.settings, now=utcnow(),
-                           actor=obj.actor)
+        dispatch = trigger(
+            session, post_id, step, settings=obj.settings, now=utcnow(), actor=obj.actor
+        )
     send_dispatches([dispatch], obj.app)
     click.echo(f"post {post_id}: {step} queued")
 
@@ -203,8 +272,7 @@ def post_approve(obj: CliContext, post_id: int) -> None:
     from tasks.send import send_dispatches
 
     with obj.session() as session:
-        dispatches = approve(session, post_id, settings=obj.settings, now=utcnow(),
-                             actor=obj.actor)
+        dispatches = approve(session, post_id, settings=obj.settings, now=utcnow(), actor=obj.actor)
     send_dispatches(dispatches, obj.app)
     click.echo(f"post {post_id} approved")
 
@@ -229,15 +297,22 @@ def post_show(obj: CliContext, post_id: int) -> None:
         found = session.get(Post, post_id)
         if found is None:
             raise InputError(f"unknown post {post_id}: list posts with `ryla status`")
-        for label, value in (("status", found.status), ("publish at", found.local_publish_time),
-                             ("scene", found.scene), ("environment", found.environment),
-                             ("seed", found.seed), ("prompt", found.prompt),
-                             ("caption", found.caption), ("error", found.last_error),
-                             ("published as", found.external_id)):
+        for label, value in (
+            ("status", found.status),
+            ("publish at", found.local_publish_time),
+            ("scene", found.scene),
+            ("environment", found.environment),
+            ("seed", found.seed),
+            ("prompt", found.prompt),
+            ("caption", found.caption),
+            ("error", found.last_error),
+            ("published as", found.external_id),
+        ):
             click.echo(f"{label:>13}: {value if value not in (None, '') else '-'}")
         events = select(PostEvent).where(PostEvent.post_id == post_id).order_by(PostEvent.id)
         for event in session.scalars(events):
             src = event.from_status or "-"
-            click.echo(f"  {event.at:%Y-%m-%d %H:%M:%S} {src:>17} -> {event.to_status:<17} "
-                       f"{event.actor} {event.detail}")
-
+            click.echo(
+                f"  {event.at:%Y-%m-%d %H:%M:%S} {src:>17} -> {event.to_status:<17} "
+                f"{event.actor} {event.detail}"
+            )

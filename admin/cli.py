@@ -10,6 +10,7 @@ import os
 import signal
 import threading
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -30,7 +31,7 @@ _INPUT_ERRORS = (InputError, ScheduleError, PromptError, SettingsError)
 class RylaGroup(click.Group):
     """Turns the pipeline's input errors into one clear line and exit code 2."""
 
-    def invoke(self, ctx: click.Context):  # type: ignore[no-untyped-def]
+    def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except _INPUT_ERRORS as exc:
@@ -38,16 +39,22 @@ class RylaGroup(click.Group):
 
 
 @click.group(cls=RylaGroup)
-@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Where the embedded database, media and outbox live (RYLA_DATA_DIR).")
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where the embedded database, media and outbox live (RYLA_DATA_DIR).",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Log debug details.")
 @click.pass_context
 def cli(ctx: click.Context, data_dir: Path | None, verbose: bool) -> None:
     """RYLA: turn AI influencers' content calendars into published Instagram posts."""
     if data_dir is not None:
         os.environ["RYLA_DATA_DIR"] = str(data_dir)  # worker processes inherit it
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     ctx.obj = CliContext(verbose=verbose)
     ctx.call_on_close(ctx.obj.close)
 
@@ -82,18 +89,36 @@ def status(obj: CliContext, handle: str | None) -> None:
 
 
 @cli.command()
-@click.option("--queues", default="gpu,cpu,io", show_default=True,
-              help="Comma-separated queues to consume: gpu, cpu, io.")
-@click.option("--concurrency", type=click.IntRange(1, 64), default=None,
-              help="Processes (gpu workers always use 1).")
-@click.option("--gpu", type=click.IntRange(0, 63), default=None,
-              help="Pin this worker to one GPU (sets CUDA_VISIBLE_DEVICES).")
-@click.option("--pool", type=click.Choice(["prefork", "solo"]), default="prefork",
-              show_default=True, help="prefork enforces time limits; solo runs in-process.")
+@click.option(
+    "--queues",
+    default="gpu,cpu,io",
+    show_default=True,
+    help="Comma-separated queues to consume: gpu, cpu, io.",
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="Processes (gpu workers always use 1).",
+)
+@click.option(
+    "--gpu",
+    type=click.IntRange(0, 63),
+    default=None,
+    help="Pin this worker to one GPU (sets CUDA_VISIBLE_DEVICES).",
+)
+@click.option(
+    "--pool",
+    type=click.Choice(["prefork", "solo"]),
+    default="prefork",
+    show_default=True,
+    help="prefork enforces time limits; solo runs in-process.",
+)
 @click.option("--name", default="ryla", show_default=True, help="Worker name (name@host).")
 @click.pass_obj
-def worker(obj: CliContext, queues: str, concurrency: int | None, gpu: int | None, pool: str,
-           name: str) -> None:
+def worker(
+    obj: CliContext, queues: str, concurrency: int | None, gpu: int | None, pool: str, name: str
+) -> None:
     """Run a Celery worker on the given queues (one per GPU for the gpu queue)."""
     obj.log_progress()
     from tasks.app import QUEUES
@@ -102,10 +127,12 @@ def worker(obj: CliContext, queues: str, concurrency: int | None, gpu: int | Non
     wanted = [q.strip() for q in queues.split(",") if q.strip()]
     unknown = [q for q in wanted if q not in QUEUES]
     if unknown or not wanted:
-        raise BadInput(f"unknown queue {unknown[0] if unknown else queues!r}: "
-                       f"choose from {', '.join(QUEUES)}")
-    start_worker(obj.settings, queues=wanted, concurrency=concurrency, gpu=gpu, pool=pool,
-                 name=name)
+        raise BadInput(
+            f"unknown queue {unknown[0] if unknown else queues!r}: choose from {', '.join(QUEUES)}"
+        )
+    start_worker(
+        obj.settings, queues=wanted, concurrency=concurrency, gpu=gpu, pool=pool, name=name
+    )
 
 
 def _stop_on_signals() -> threading.Event:
@@ -143,10 +170,21 @@ def run(obj: CliContext) -> None:
 
 
 @cli.command()
-@click.option("--posts", "count", type=click.IntRange(1, 10), default=3, show_default=True,
-              help="How many posts to run through the pipeline now.")
-@click.option("--timeout", type=click.IntRange(10, 3600), default=180, show_default=True,
-              help="Give up waiting after this many seconds.")
+@click.option(
+    "--posts",
+    "count",
+    type=click.IntRange(1, 10),
+    default=3,
+    show_default=True,
+    help="How many posts to run through the pipeline now.",
+)
+@click.option(
+    "--timeout",
+    type=click.IntRange(10, 3600),
+    default=180,
+    show_default=True,
+    help="Give up waiting after this many seconds.",
+)
 @click.pass_obj
 def demo(obj: CliContext, count: int, timeout: int) -> None:
     """Seed a sample influencer, run a few posts now through real workers, show the results."""

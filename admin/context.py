@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import IO, Any
 
 import click
 from celery import Celery
@@ -26,7 +27,7 @@ __all__ = ["BadInput", "CliContext", "settings_error_line"]
 class BadInput(click.ClickException):
     exit_code = 2
 
-    def show(self, file=None) -> None:  # type: ignore[no-untyped-def]
+    def show(self, file: IO[Any] | None = None) -> None:
         click.echo(f"error: {self.message}", err=True)
 
 

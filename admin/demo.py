@@ -32,34 +32,74 @@ from pipeline.prompts import ENVIRONMENTS, SCENES
 __all__ = ["DEMO_HANDLE", "run_demo", "seed_demo"]
 
 DEMO_HANDLE = "ryla.demo"
-_SETTLED = {PostStatus.PUBLISHED, PostStatus.FAILED, PostStatus.UNKNOWN, PostStatus.MISSED,
-            PostStatus.CANCELLED, PostStatus.AWAITING_APPROVAL}
+_SETTLED = {
+    PostStatus.PUBLISHED,
+    PostStatus.FAILED,
+    PostStatus.UNKNOWN,
+    PostStatus.MISSED,
+    PostStatus.CANCELLED,
+    PostStatus.AWAITING_APPROVAL,
+}
 
 
 def seed_demo(session: Session, *, count: int, now: datetime) -> list[int]:
     """Create the demo influencer once, then ``count`` posts due now; return their ids."""
-    if session.scalars(select(Influencer.id).where(Influencer.handle == DEMO_HANDLE)).first() is None:
-        create_influencer(session=session, data=InfluencerIn(
-            DEMO_HANDLE, "Mia Demo", "Europe/Berlin",
-            persona="Berlin-based travel and lifestyle creator", voice="warm, upbeat, short",
-            caption_template="{text} ({day}, {scene})", default_hashtags=["ryla", "aiinfluencer"],
-        ))
-        create_character(session=session, handle=DEMO_HANDLE, data=CharacterIn(
-            "Mia", identity_prompt="a 26 year old woman", hair="long wavy auburn hair",
-            eyes="green eyes", features="light freckles", default_outfit="a cream knit sweater",
-            seed=4242,
-        ))
-        create_calendar(session=session, handle=DEMO_HANDLE, data=CalendarIn(
-            "daily", "daily", "09:00,13:00,19:00", scenes=list(SCENES)[:4],
-            environments=list(ENVIRONMENTS)[:3], caption_text="New day, new story",
-        ))
+    if (
+        session.scalars(select(Influencer.id).where(Influencer.handle == DEMO_HANDLE)).first()
+        is None
+    ):
+        create_influencer(
+            session=session,
+            data=InfluencerIn(
+                DEMO_HANDLE,
+                "Mia Demo",
+                "Europe/Berlin",
+                persona="Berlin-based travel and lifestyle creator",
+                voice="warm, upbeat, short",
+                caption_template="{text} ({day}, {scene})",
+                default_hashtags=["ryla", "aiinfluencer"],
+            ),
+        )
+        create_character(
+            session=session,
+            handle=DEMO_HANDLE,
+            data=CharacterIn(
+                "Mia",
+                identity_prompt="a 26 year old woman",
+                hair="long wavy auburn hair",
+                eyes="green eyes",
+                features="light freckles",
+                default_outfit="a cream knit sweater",
+                seed=4242,
+            ),
+        )
+        create_calendar(
+            session=session,
+            handle=DEMO_HANDLE,
+            data=CalendarIn(
+                "daily",
+                "daily",
+                "09:00,13:00,19:00",
+                scenes=list(SCENES)[:4],
+                environments=list(ENVIRONMENTS)[:3],
+                caption_text="New day, new story",
+            ),
+        )
     scenes, environments = list(SCENES), list(ENVIRONMENTS)
     ids = []
     for i in range(count):
-        post = create_post(session=session, handle=DEMO_HANDLE, data=PostIn(
-            now, scene=scenes[i % len(scenes)], environment=environments[i % len(environments)],
-            caption_text=f"Demo post {i + 1}", hashtags=["demo"], lead_minutes=0,
-        ))
+        post = create_post(
+            session=session,
+            handle=DEMO_HANDLE,
+            data=PostIn(
+                now,
+                scene=scenes[i % len(scenes)],
+                environment=environments[i % len(environments)],
+                caption_text=f"Demo post {i + 1}",
+                hashtags=["demo"],
+                lead_minutes=0,
+            ),
+        )
         ids.append(post.id)
     return ids
 
@@ -75,12 +115,15 @@ def run_demo(obj: CliContext, *, count: int, timeout: int) -> bool:
     with obj.session() as session:
         ids = seed_demo(session, count=count, now=utcnow())
     logs = settings.data_dir / "logs"
-    click.echo(f"planned posts {', '.join(map(str, ids))} for {DEMO_HANDLE}, due now; "
-               f"starting workers (logs in {logs})")
+    click.echo(
+        f"planned posts {', '.join(map(str, ids))} for {DEMO_HANDLE}, due now; "
+        f"starting workers (logs in {logs})"
+    )
     procs = start_workers(EMBEDDED_WORKERS, log_dir=logs)
     stop = threading.Event()
-    beat = threading.Thread(target=run_beat, args=(obj.app, settings), kwargs={"stop": stop},
-                            daemon=True)
+    beat = threading.Thread(
+        target=run_beat, args=(obj.app, settings), kwargs={"stop": stop}, daemon=True
+    )
     beat.start()
     try:
         first = _follow(obj, ids, started=started, timeout=timeout)
@@ -119,22 +162,30 @@ def _summarise(obj: CliContext, ids: list[int], first: float | None) -> bool:
         for post in posts:
             _describe(session, obj, post)
     published = sum(p.status is PostStatus.PUBLISHED for p in posts)
-    click.echo(f"\n{published}/{len(posts)} posts published to the outbox "
-               f"{obj.settings.outbox_dir}")
+    click.echo(
+        f"\n{published}/{len(posts)} posts published to the outbox {obj.settings.outbox_dir}"
+    )
     if first is not None:
         click.echo(f"time to first post: {first:.1f} s")
     return published == len(posts)
 
 
 def _describe(session: Session, obj: CliContext, post: Post) -> None:
-    click.echo(f"\npost {post.id}: {post.status.value}"
-               + (f" — {post.last_error}" if post.last_error else ""))
+    click.echo(
+        f"\npost {post.id}: {post.status.value}"
+        + (f" — {post.last_error}" if post.last_error else "")
+    )
     if post.external_id:
         click.echo(f"  outbox: {post.external_id}")
-    assets = session.scalars(select(Asset).where(
-        Asset.post_id == post.id, Asset.generation == post.generation,
-        Asset.kind != AssetKind.THUMBNAIL,
-    ).order_by(Asset.id)).all()
+    assets = session.scalars(
+        select(Asset)
+        .where(
+            Asset.post_id == post.id,
+            Asset.generation == post.generation,
+            Asset.kind != AssetKind.THUMBNAIL,
+        )
+        .order_by(Asset.id)
+    ).all()
     for asset in assets:
         path = Path(obj.settings.storage_dir, asset.storage_key)
         click.echo(f"  {asset.format:<15} {asset.width}x{asset.height}  {path}")

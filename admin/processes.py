@@ -31,8 +31,18 @@ def start_workers(
 ) -> list[subprocess.Popen[bytes]]:
     procs = []
     for spec in specs:
-        cmd = [sys.executable, "-m", "admin", "worker", "--queues", spec.queues,
-               "--concurrency", str(spec.concurrency), "--name", spec.name]
+        cmd = [
+            sys.executable,
+            "-m",
+            "admin",
+            "worker",
+            "--queues",
+            spec.queues,
+            "--concurrency",
+            str(spec.concurrency),
+            "--name",
+            spec.name,
+        ]
         out = None
         if log_dir is not None:
             log_dir.mkdir(parents=True, exist_ok=True)

@@ -33,8 +33,9 @@ def status_counts(session: Session, handle: str | None = None) -> dict[str, dict
 def print_status(session: Session, *, handle: str | None = None, upcoming: int = 5) -> None:
     table = status_counts(session, handle)
     if not table:
-        click.echo("no posts yet: add one with `ryla post add` or a calendar with "
-                   "`ryla calendar add`")
+        click.echo(
+            "no posts yet: add one with `ryla post add` or a calendar with `ryla calendar add`"
+        )
         return
     used = [s for s in COLUMNS if any(s.value in row for row in table.values())]
     width = max(len("influencer"), *(len(h) for h in table))

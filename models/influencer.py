@@ -59,7 +59,8 @@ class Character(Base):
     lora_path: Mapped[str | None] = mapped_column(Text, default=None)
     lora_scale: Mapped[float] = mapped_column(Float, default=1.0)
     seed_policy: Mapped[SeedPolicy] = mapped_column(
-        enum_column(SeedPolicy), default=SeedPolicy.FIXED,
+        enum_column(SeedPolicy),
+        default=SeedPolicy.FIXED,
     )
     seed: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

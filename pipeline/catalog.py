@@ -7,7 +7,7 @@ owns the commit.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -62,8 +62,10 @@ class InfluencerIn:
 def get_influencer(session: Session, handle: str) -> Influencer:
     influencer = session.scalars(select(Influencer).where(Influencer.handle == handle)).first()
     if influencer is None:
-        raise InputError(f"unknown influencer {handle!r}: list them with `ryla status` or add one "
-                         "with `ryla influencer add`")
+        raise InputError(
+            f"unknown influencer {handle!r}: list them with `ryla status` or add one "
+            "with `ryla influencer add`"
+        )
     return influencer
 
 
@@ -77,9 +79,14 @@ def create_influencer(*, session: Session, data: InfluencerIn) -> Influencer:
     if session.scalars(select(Influencer.id).where(Influencer.handle == data.handle)).first():
         raise InputError(f"influencer {data.handle!r} already exists: choose another handle")
     influencer = Influencer(
-        handle=data.handle, display_name=data.display_name, timezone=data.timezone,
-        persona=data.persona, voice=data.voice, caption_template=data.caption_template,
-        default_hashtags=list(data.default_hashtags), approval_required=data.approval_required,
+        handle=data.handle,
+        display_name=data.display_name,
+        timezone=data.timezone,
+        persona=data.persona,
+        voice=data.voice,
+        caption_template=data.caption_template,
+        default_hashtags=list(data.default_hashtags),
+        approval_required=data.approval_required,
     )
     session.add(influencer)
     session.flush()
@@ -108,8 +115,10 @@ class CharacterIn:
 def create_character(*, session: Session, handle: str, data: CharacterIn) -> Character:
     influencer = get_influencer(session, handle)
     if data.lora_path and not data.lora_path.endswith(".safetensors"):
-        raise InputError(f"LoRA {data.lora_path!r} is not a .safetensors file: pickled weights "
-                         "can run code, convert it to safetensors")
+        raise InputError(
+            f"LoRA {data.lora_path!r} is not a .safetensors file: pickled weights "
+            "can run code, convert it to safetensors"
+        )
     if not 0 <= data.seed < 2**31:
         raise InputError(f"seed {data.seed} is out of range: use 0 to 2147483647")
     if _character(session, influencer.id, data.name) is not None:
@@ -130,19 +139,22 @@ def _pick_character(session: Session, influencer: Influencer, name: str | None) 
     if name:
         character = _character(session, influencer.id, name)
         if character is None:
-            raise InputError(f"unknown character {name!r} for {influencer.handle!r}: add it with "
-                             "`ryla character add`")
+            raise InputError(
+                f"unknown character {name!r} for {influencer.handle!r}: add it with "
+                "`ryla character add`"
+            )
         return character
     first = session.scalars(
         select(Character).where(Character.influencer_id == influencer.id).order_by(Character.id)
     ).first()
     if first is None:
-        raise InputError(f"{influencer.handle!r} has no character yet: add one with "
-                         "`ryla character add`")
+        raise InputError(
+            f"{influencer.handle!r} has no character yet: add one with `ryla character add`"
+        )
     return first
 
 
-def _check_presets(kind: str, names: Sequence[str], presets: dict[str, str]) -> list[str]:
+def _check_presets(kind: str, names: Sequence[str], presets: Collection[str]) -> list[str]:
     for name in names:
         if name not in presets:
             raise InputError(f"unknown {kind} {name!r}: choose from {', '.join(presets)}")
@@ -180,18 +192,27 @@ def create_calendar(*, session: Session, handle: str, data: CalendarIn) -> Conte
     if not 0 <= data.lead_minutes <= 24 * 60:
         raise InputError(f"lead time {data.lead_minutes} min is out of range: use 0 to 1440")
     rule = SlotRule(
-        days_of_week=days, times=times,
+        days_of_week=days,
+        times=times,
         scenes=_check_presets("scene", data.scenes, SCENES),
         environments=_check_presets("environment", data.environments, ENVIRONMENTS),
-        outfits=list(data.outfits), caption_text=data.caption_text, hashtags=list(data.hashtags),
+        outfits=list(data.outfits),
+        caption_text=data.caption_text,
+        hashtags=list(data.hashtags),
     )
     calendar = ContentCalendar(
-        influencer_id=influencer.id, character_id=character.id, name=data.name,
-        lead_minutes=data.lead_minutes, formats=_check_formats(data.formats), rules=[rule],
+        influencer_id=influencer.id,
+        character_id=character.id,
+        name=data.name,
+        lead_minutes=data.lead_minutes,
+        formats=_check_formats(data.formats),
+        rules=[rule],
     )
-    if session.scalars(select(ContentCalendar.id).where(
-        ContentCalendar.influencer_id == influencer.id, ContentCalendar.name == data.name
-    )).first():
+    if session.scalars(
+        select(ContentCalendar.id).where(
+            ContentCalendar.influencer_id == influencer.id, ContentCalendar.name == data.name
+        )
+    ).first():
         raise InputError(f"calendar {data.name!r} already exists for {handle!r}")
     session.add(calendar)
     session.flush()
@@ -219,14 +240,22 @@ def create_post(*, session: Session, handle: str, data: PostIn) -> Post:
         raise InputError("publish time has no zone: give a local time with the influencer's zone")
     tz = zone(influencer.timezone)
     post = Post(
-        influencer_id=influencer.id, character_id=character.id,
-        publish_at=data.publish_at, generate_at=data.publish_at - timedelta(minutes=data.lead_minutes),
+        influencer_id=influencer.id,
+        character_id=character.id,
+        publish_at=data.publish_at,
+        generate_at=data.publish_at - timedelta(minutes=data.lead_minutes),
         local_publish_time=data.publish_at.astimezone(tz).strftime(f"%Y-%m-%d %H:%M {tz.key}"),
         scene=_check_presets("scene", [data.scene], SCENES)[0] if data.scene else "",
-        environment=(_check_presets("environment", [data.environment], ENVIRONMENTS)[0]
-                     if data.environment else ""),
-        outfit=data.outfit, prompt_extra=data.prompt_extra, caption_text=data.caption_text,
-        hashtags=list(data.hashtags), formats=_check_formats(data.formats),
+        environment=(
+            _check_presets("environment", [data.environment], ENVIRONMENTS)[0]
+            if data.environment
+            else ""
+        ),
+        outfit=data.outfit,
+        prompt_extra=data.prompt_extra,
+        caption_text=data.caption_text,
+        hashtags=list(data.hashtags),
+        formats=_check_formats(data.formats),
         media_type=MediaType.STORY if data.formats[0] == "story" else MediaType.IMAGE,
     )
     session.add(post)

@@ -211,7 +211,9 @@ def expired_filter(now: datetime) -> ColumnElement[bool]:
     return and_(Post.status.in_(list(IN_PROGRESS)), Post.lease_expires_at < now)
 
 
-def locked_ids(session: Session, condition: ColumnElement[bool], order: Any, limit: int) -> list[int]:
+def locked_ids(
+    session: Session, condition: ColumnElement[bool], order: Any, limit: int
+) -> list[int]:
     """Ids matching ``condition``, row-locked and skipping rows another beat already holds."""
     stmt = (
         select(Post.id)

@@ -98,11 +98,15 @@ def build_prompt(
         identity.trigger_word,
         identity.identity_prompt,
         ", ".join(identity.appearance),
-        f"wearing {outfit or identity.default_outfit}" if (outfit or identity.default_outfit) else "",
+        f"wearing {outfit or identity.default_outfit}"
+        if (outfit or identity.default_outfit)
+        else "",
         _preset("scene", SCENES, scene),
         _preset("environment", ENVIRONMENTS, environment),
         extra,
         _STYLE,
     ]
     negative = ", ".join(p for p in (identity.negative_prompt, _NEGATIVE) if p)
-    return PromptParts(prompt=", ".join(p.strip() for p in parts if p.strip()), negative_prompt=negative)
+    return PromptParts(
+        prompt=", ".join(p.strip() for p in parts if p.strip()), negative_prompt=negative
+    )

@@ -64,7 +64,8 @@ def resolve_target(session: Session, post: Post) -> PublishTarget | None:
 def _media(session: Session, post: Post, storage: LocalStorage) -> tuple[MediaItem, ...]:
     assets = session.scalars(
         select(Asset).where(
-            Asset.post_id == post.id, Asset.generation == post.generation,
+            Asset.post_id == post.id,
+            Asset.generation == post.generation,
             Asset.kind == AssetKind.RENDITION,
         )
     ).all()
@@ -88,16 +89,23 @@ def prepare_publish(session: Session, post: Post, *, storage: LocalStorage) -> P
     open_attempt = next((a for a in attempts if a.status is AttemptStatus.STARTED), None)
     if open_attempt is None:
         open_attempt = PublishAttempt(
-            id=str(uuid.uuid4()), post_id=post.id, target_id=target.id if target else None,
+            id=str(uuid.uuid4()),
+            post_id=post.id,
+            target_id=target.id if target else None,
             target_kind=kind,
         )
         session.add(open_attempt)
     attempt = done or open_attempt
     influencer = session.get_one(Influencer, post.influencer_id)
     request = PublishRequest(
-        post_id=post.id, attempt_id=attempt.id, handle=influencer.handle, caption=post.caption,
-        alt_text=post.prompt[:1000], media_type=post.media_type.value,
-        media=_media(session, post, storage), publish_at=post.publish_at,
+        post_id=post.id,
+        attempt_id=attempt.id,
+        handle=influencer.handle,
+        caption=post.caption,
+        alt_text=post.prompt[:1000],
+        media_type=post.media_type.value,
+        media=_media(session, post, storage),
+        publish_at=post.publish_at,
         metadata={"scene": post.scene, "environment": post.environment, "seed": post.seed},
         resume={"container_id": attempt.container_id} if attempt.container_id else {},
     )

@@ -33,7 +33,6 @@ from pipeline.publishers.base import (
 from pipeline.renditions import RenderError
 from pipeline.scheduler import claim_due
 from pipeline.settings import Settings
-from pipeline.storage import LocalStorage, StorageError
 from pipeline.steps import (
     perform_generate,
     perform_render,
@@ -43,6 +42,7 @@ from pipeline.steps import (
     record_render,
     render_destination,
 )
+from pipeline.storage import LocalStorage, StorageError
 
 __all__ = ["LeaseLost", "Runtime", "run_step"]
 
@@ -51,7 +51,12 @@ S = PostStatus
 
 # Errors that another try cannot fix: the post fails at once with the message.
 PERMANENT: tuple[type[Exception], ...] = (
-    PromptError, RenderError, CaptionError, GenerationError, PermanentPublishError, StorageError,
+    PromptError,
+    RenderError,
+    CaptionError,
+    GenerationError,
+    PermanentPublishError,
+    StorageError,
 )
 AUTH_RETRY = timedelta(minutes=15)
 
@@ -83,8 +88,14 @@ class Runtime:
 def run_step(rt: Runtime, step: Step, post_id: int, token: str) -> list[Dispatch]:
     """Take the lease, do the step, settle the outcome, and claim whatever is due next."""
     with session_scope(rt.session_factory) as session:
-        run_id = take_lease(session, post_id, step=step, token=token, now=rt.clock(),
-                            lease_seconds=rt.settings.lease_seconds)
+        run_id = take_lease(
+            session,
+            post_id,
+            step=step,
+            token=token,
+            now=rt.clock(),
+            lease_seconds=rt.settings.lease_seconds,
+        )
     if run_id is None:
         log.info("post %s: %s already taken or moved on; duplicate delivery ignored", post_id, step)
         return []
@@ -97,14 +108,23 @@ def run_step(rt: Runtime, step: Step, post_id: int, token: str) -> list[Dispatch
         _settle_failure(rt, step, post_id, run_id, exc)
         return []
     with session_scope(rt.session_factory) as session:
-        return claim_due(session, settings=rt.settings, now=rt.clock(), post_id=post_id,
-                         actor=rt.actor)
+        return claim_due(
+            session, settings=rt.settings, now=rt.clock(), post_id=post_id, actor=rt.actor
+        )
 
 
-def _finish(rt: Runtime, session: Session, post_id: int, step: Step, run_id: str,
-            to: PostStatus, values: dict[str, Any]) -> None:
-    if not release_lease(session, post_id, step=step, run_id=run_id, to=to, actor=rt.actor,
-                         values=values):
+def _finish(
+    rt: Runtime,
+    session: Session,
+    post_id: int,
+    step: Step,
+    run_id: str,
+    to: PostStatus,
+    values: dict[str, Any],
+) -> None:
+    if not release_lease(
+        session, post_id, step=step, run_id=run_id, to=to, actor=rt.actor, values=values
+    ):
         raise LeaseLost(post_id)
 
 
@@ -115,8 +135,9 @@ def _generate(rt: Runtime, post_id: int, run_id: str) -> None:
     with session_scope(rt.session_factory) as session:
         values = record_generate(session, job, raw)
         _finish(rt, session, post_id, Step.GENERATE, run_id, S.GENERATED, values)
-    log.info("post %s: generated %s in %.3f s", post_id, raw.stored.key,
-             raw.meta.get("duration_s", 0.0))
+    log.info(
+        "post %s: generated %s in %.3f s", post_id, raw.stored.key, raw.meta.get("duration_s", 0.0)
+    )
 
 
 def _render(rt: Runtime, post_id: int, run_id: str) -> None:
@@ -140,11 +161,16 @@ def _publish(rt: Runtime, post_id: int, run_id: str) -> None:
         publisher = rt.publisher_factory(target)
         result = publisher.publish(job.request, attempt_checkpoint(rt.session_factory, attempt_id))
         with session_scope(rt.session_factory) as session:
-            finish_attempt(session, attempt_id, status=AttemptStatus.SUCCEEDED, now=rt.clock(),
-                           result=result)
+            finish_attempt(
+                session, attempt_id, status=AttemptStatus.SUCCEEDED, now=rt.clock(), result=result
+            )
     with session_scope(rt.session_factory) as session:
-        values = {"published_at": rt.clock(), "external_id": result.external_id,
-                  "permalink": result.permalink, "last_error": None}
+        values = {
+            "published_at": rt.clock(),
+            "external_id": result.external_id,
+            "permalink": result.permalink,
+            "last_error": None,
+        }
         _finish(rt, session, post_id, Step.PUBLISH, run_id, S.PUBLISHED, values)
     log.info("post %s: published to %s as %s", post_id, job.target_kind, result.external_id)
 
@@ -171,21 +197,33 @@ def _settle_failure(rt: Runtime, step: Step, post_id: int, run_id: str, exc: Exc
         if attempt_id and to in (S.FAILED, S.UNKNOWN):
             status = AttemptStatus.UNKNOWN if to is S.UNKNOWN else AttemptStatus.FAILED
             finish_attempt(session, attempt_id, status=status, now=now, error=message)
-        moved = release_lease(session, post_id, step=step, run_id=run_id, to=to, actor=rt.actor,
-                              detail=message, values=values)
+        moved = release_lease(
+            session,
+            post_id,
+            step=step,
+            run_id=run_id,
+            to=to,
+            actor=rt.actor,
+            detail=message,
+            values=values,
+        )
     level = logging.ERROR if to in (S.FAILED, S.UNKNOWN) else logging.WARNING
     log.log(level, "post %s: %s -> %s%s", post_id, message, to, "" if moved else " (lease lost)")
 
 
-def _failure_move(rt: Runtime, session: Session, post: Post, exc: Exception, message: str,
-                  now: datetime) -> tuple[PostStatus, dict[str, Any]]:
+def _failure_move(
+    rt: Runtime, session: Session, post: Post, exc: Exception, message: str, now: datetime
+) -> tuple[PostStatus, dict[str, Any]]:
     back = stable_state_of(post.status, post.approved_at is not None)
     if isinstance(exc, OutcomeUnknown):
         return S.UNKNOWN, {"last_error": message}
     if isinstance(exc, AuthExpired):
         if post.publish_target_id is not None:
-            session.execute(update(PublishTarget).where(PublishTarget.id == post.publish_target_id)
-                            .values(needs_reauth=True))
+            session.execute(
+                update(PublishTarget)
+                .where(PublishTarget.id == post.publish_target_id)
+                .values(needs_reauth=True)
+            )
         return back, {"last_error": message, "next_attempt_at": now + AUTH_RETRY}
     if isinstance(exc, QuotaExceeded):
         retry_at = exc.retry_at or now + AUTH_RETRY
@@ -195,8 +233,11 @@ def _failure_move(rt: Runtime, session: Session, post: Post, exc: Exception, mes
         if not isinstance(exc, PERMANENT):
             log.exception("post %s: giving up after %d attempts", post.id, attempts, exc_info=exc)
         return S.FAILED, {"last_error": message, "attempts": attempts}
-    return back, {"last_error": message, "attempts": attempts,
-                  "next_attempt_at": now + _backoff(attempts)}
+    return back, {
+        "last_error": message,
+        "attempts": attempts,
+        "next_attempt_at": now + _backoff(attempts),
+    }
 
 
 def _open_attempt_id(session: Session, post_id: int) -> str | None:
@@ -205,6 +246,7 @@ def _open_attempt_id(session: Session, post_id: int) -> str | None:
     from models import PublishAttempt
 
     return session.scalars(
-        select(PublishAttempt.id).where(PublishAttempt.post_id == post_id,
-                                        PublishAttempt.status == AttemptStatus.STARTED)
+        select(PublishAttempt.id).where(
+            PublishAttempt.post_id == post_id, PublishAttempt.status == AttemptStatus.STARTED
+        )
     ).first()

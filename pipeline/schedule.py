@@ -47,7 +47,7 @@ def zone(name: str) -> ZoneInfo:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
         raise ScheduleError(
-            f"unknown time zone {name!r}: use an IANA name such as Europe/Berlin or America/New_York"
+            f"unknown time zone {name!r}: use an IANA name such as Europe/Berlin or Asia/Tokyo"
         ) from None
 
 

@@ -10,7 +10,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, select, true
+from sqlalchemy import and_, select, true
 from sqlalchemy.orm import Session
 
 from models import Influencer, Post, PostStatus
@@ -60,16 +60,28 @@ def reconcile_expired(session: Session, *, settings: Settings, now: datetime) ->
     reason = "lease expired: the worker stopped answering"
     cleared = {"lease_owner": None, "lease_expires_at": None, "attempts": Post.attempts + 1}
     failed = move_many(
-        session, ids, expected=[S.GENERATING, S.RENDERING, S.PUBLISHING], to=S.FAILED,
-        actor=ACTOR, where=out_of_tries, detail=reason,
+        session,
+        ids,
+        expected=[S.GENERATING, S.RENDERING, S.PUBLISHING],
+        to=S.FAILED,
+        actor=ACTOR,
+        where=out_of_tries,
+        detail=reason,
         values={**cleared, "last_error": f"{reason} (attempts used up)"},
     )
     returned = 0
     for src, dst, condition in _BACK:
         returned += len(
-            move_many(session, ids, expected=src, to=dst, actor=ACTOR,
-                      where=and_(~out_of_tries, condition), detail=reason,
-                      values={**cleared, "last_error": reason})
+            move_many(
+                session,
+                ids,
+                expected=src,
+                to=dst,
+                actor=ACTOR,
+                where=and_(~out_of_tries, condition),
+                detail=reason,
+                values={**cleared, "last_error": reason},
+            )
         )
     log.warning("reconciled %d expired leases (%d failed for good)", returned, len(failed))
     return returned, len(failed)
@@ -96,8 +108,11 @@ def mark_missed(session: Session, *, settings: Settings, now: datetime) -> int:
     )
     detail = f"slot passed more than {settings.grace_seconds} s ago while the system was down"
     values = {"last_error": detail}
-    return len(move_many(session, ids, expected=waiting, to=S.MISSED, actor=ACTOR,
-                         detail=detail, values=values))
+    return len(
+        move_many(
+            session, ids, expected=waiting, to=S.MISSED, actor=ACTOR, detail=detail, values=values
+        )
+    )
 
 
 def claim_due(
@@ -116,19 +131,43 @@ def claim_due(
     active = Post.influencer_id.in_(select(Influencer.id).where(Influencer.active.is_(True)))
     gen_due = and_(Post.status == S.PLANNED, Post.generate_at <= now, due_filter(now), active)
     ids = locked_ids(session, and_(gen_due, only), Post.generate_at, batch)
-    dispatches += claim(session, ids, step=Step.GENERATE, expected=S.PLANNED, now=now,
-                        lease_seconds=lease, actor=actor)
+    dispatches += claim(
+        session,
+        ids,
+        step=Step.GENERATE,
+        expected=S.PLANNED,
+        now=now,
+        lease_seconds=lease,
+        actor=actor,
+    )
 
     render_due = and_(Post.status == S.GENERATED, due_filter(now), active)
     ids = locked_ids(session, and_(render_due, only), Post.generate_at, batch)
-    dispatches += claim(session, ids, step=Step.RENDER, expected=S.GENERATED, now=now,
-                        lease_seconds=lease, actor=actor)
+    dispatches += claim(
+        session,
+        ids,
+        step=Step.RENDER,
+        expected=S.GENERATED,
+        now=now,
+        lease_seconds=lease,
+        actor=actor,
+    )
 
     horizon = now + timedelta(seconds=settings.publish_ahead_seconds)
     publishable = [S.READY, S.APPROVED]
-    pub_due = and_(Post.status.in_(publishable), Post.publish_at <= horizon, due_filter(now), active)
+    pub_due = and_(
+        Post.status.in_(publishable), Post.publish_at <= horizon, due_filter(now), active
+    )
     ids = locked_ids(session, and_(pub_due, only), Post.publish_at, batch)
     etas = dict(session.execute(select(Post.id, Post.publish_at).where(Post.id.in_(ids))).all())
-    dispatches += claim(session, ids, step=Step.PUBLISH, expected=publishable, now=now,
-                        lease_seconds=lease, actor=actor, etas=etas)
+    dispatches += claim(
+        session,
+        ids,
+        step=Step.PUBLISH,
+        expected=publishable,
+        now=now,
+        lease_seconds=lease,
+        actor=actor,
+        etas=etas,
+    )
     return dispatches

@@ -39,7 +39,7 @@ class Settings(BaseSettings):
     secret_key: str = ""
 
     tick_seconds: float = Field(15.0, gt=0, le=300)
-    lease_seconds: int = Field(300, ge=10)
+    lease_seconds: int = Field(600, ge=10)
     max_attempts: int = Field(3, ge=1, le=20)
     publish_ahead_seconds: int = Field(120, ge=0, le=300)
     grace_seconds: int = Field(900, ge=0)

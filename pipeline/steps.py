@@ -19,8 +19,8 @@ from pipeline.captions import build_caption
 from pipeline.generators import GenerationRequest, Generator
 from pipeline.generators.sizes import native_size
 from pipeline.prompts import Identity, build_prompt
-from pipeline.schedule import zone
 from pipeline.renditions import Rendition, render_renditions, render_thumbnail
+from pipeline.schedule import zone
 from pipeline.storage import LocalStorage, StoredObject
 
 __all__ = [
@@ -49,9 +49,17 @@ class StoredFile:
 
 def _asset_row(post_id: int, generation: int, f: StoredFile) -> Asset:
     return Asset(
-        post_id=post_id, generation=generation, kind=f.kind, format=f.format,
-        storage_key=f.stored.key, content_type=f.content_type, width=f.width, height=f.height,
-        bytes=f.stored.size, sha256=f.stored.sha256, meta=f.meta,
+        post_id=post_id,
+        generation=generation,
+        kind=f.kind,
+        format=f.format,
+        storage_key=f.stored.key,
+        content_type=f.content_type,
+        width=f.width,
+        height=f.height,
+        bytes=f.stored.size,
+        sha256=f.stored.sha256,
+        meta=f.meta,
     )
 
 
@@ -83,26 +91,38 @@ def prepare_generate(session: Session, post: Post) -> GenerateJob:
     character = session.get_one(Character, post.character_id)
     parts = build_prompt(
         Identity.from_character(character),
-        scene=post.scene, environment=post.environment, outfit=post.outfit, extra=post.prompt_extra,
+        scene=post.scene,
+        environment=post.environment,
+        outfit=post.outfit,
+        extra=post.prompt_extra,
     )
     width, height = native_size(post.formats)
     request = GenerationRequest(
-        post_id=post.id, prompt=parts.prompt, negative_prompt=parts.negative_prompt,
-        width=width, height=height, seed=choose_seed(character, post),
-        lora_path=character.lora_path, lora_scale=character.lora_scale,
+        post_id=post.id,
+        prompt=parts.prompt,
+        negative_prompt=parts.negative_prompt,
+        width=width,
+        height=height,
+        seed=choose_seed(character, post),
+        lora_path=character.lora_path,
+        lora_scale=character.lora_scale,
     )
-    return GenerateJob(post.id, post.generation, f"{_prefix(post)}/raw.png", request,
-                       character.seed_policy)
+    return GenerateJob(
+        post.id, post.generation, f"{_prefix(post)}/raw.png", request, character.seed_policy
+    )
 
 
-def perform_generate(job: GenerateJob, *, generator: Generator, storage: LocalStorage) -> StoredFile:
+def perform_generate(
+    job: GenerateJob, *, generator: Generator, storage: LocalStorage
+) -> StoredFile:
     (result,) = generator.generate([job.request])
     buf = io.BytesIO()
     result.image.save(buf, "PNG")
     stored = storage.put(job.key, buf.getvalue())
     meta = {**result.meta, "seed_policy": job.seed_policy.value, "prompt": job.request.prompt}
-    return StoredFile(AssetKind.RAW, "raw", stored, "image/png", result.image.width,
-                      result.image.height, meta)
+    return StoredFile(
+        AssetKind.RAW, "raw", stored, "image/png", result.image.width, result.image.height, meta
+    )
 
 
 def record_generate(session: Session, job: GenerateJob, raw: StoredFile) -> dict[str, Any]:
@@ -150,7 +170,8 @@ def prepare_render(session: Session, post: Post) -> RenderJob:
     influencer = session.get_one(Influencer, post.influencer_id)
     raw_key = session.scalars(
         select(Asset.storage_key).where(
-            Asset.post_id == post.id, Asset.generation == post.generation,
+            Asset.post_id == post.id,
+            Asset.generation == post.generation,
             Asset.kind == AssetKind.RAW,
         )
     ).one()
@@ -162,9 +183,17 @@ def prepare_render(session: Session, post: Post) -> RenderJob:
         "day": post.publish_at.astimezone(zone(influencer.timezone)).strftime("%A"),
     }
     return RenderJob(
-        post.id, post.generation, _prefix(post), raw_key, tuple(post.formats),
-        influencer.caption_template, post.caption_text, variables,
-        tuple(influencer.default_hashtags), tuple(post.hashtags), influencer.approval_required,
+        post.id,
+        post.generation,
+        _prefix(post),
+        raw_key,
+        tuple(post.formats),
+        influencer.caption_template,
+        post.caption_text,
+        variables,
+        tuple(influencer.default_hashtags),
+        tuple(post.hashtags),
+        influencer.approval_required,
     )
 
 
@@ -177,8 +206,11 @@ class RenderOutcome:
 
 def perform_render(job: RenderJob, *, storage: LocalStorage) -> RenderOutcome:
     caption = build_caption(
-        template=job.caption_template, text=job.caption_text, variables=job.variables,
-        default_hashtags=job.default_hashtags, post_hashtags=job.post_hashtags,
+        template=job.caption_template,
+        text=job.caption_text,
+        variables=job.variables,
+        default_hashtags=job.default_hashtags,
+        post_hashtags=job.post_hashtags,
     )
     source = storage.get(job.raw_key)
     renditions = [*render_renditions(source, job.formats), render_thumbnail(source)]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Protocol
 
-__all__ = ["LocalStorage", "Storage", "StoredObject", "StorageError"]
+__all__ = ["LocalStorage", "Storage", "StorageError", "StoredObject"]
 
 
 class StorageError(ValueError):

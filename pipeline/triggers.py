@@ -44,8 +44,15 @@ def trigger(
             f"post {post_id} is {post.status}: {step} applies to posts that are "
             f"{', '.join(allowed)}"
         )
-    (dispatch,) = claim(session, [post_id], step=step, expected=post.status, now=now,
-                        lease_seconds=settings.lease_seconds, actor=actor)
+    (dispatch,) = claim(
+        session,
+        [post_id],
+        step=step,
+        expected=post.status,
+        now=now,
+        lease_seconds=settings.lease_seconds,
+        actor=actor,
+    )
     session.execute(update(Post).where(Post.id == post_id).values(attempts=0))
     return dispatch
 
@@ -55,17 +62,29 @@ def approve(
 ) -> list[Dispatch]:
     post = _post(session, post_id)
     if post.status is not S.AWAITING_APPROVAL:
-        raise InputError(f"post {post_id} is {post.status}: only posts awaiting approval can be "
-                         "approved")
-    move(session, post_id, expected=S.AWAITING_APPROVAL, to=S.APPROVED, actor=actor,
-         values={"approved_at": now})
+        raise InputError(
+            f"post {post_id} is {post.status}: only posts awaiting approval can be approved"
+        )
+    move(
+        session,
+        post_id,
+        expected=S.AWAITING_APPROVAL,
+        to=S.APPROVED,
+        actor=actor,
+        values={"approved_at": now},
+    )
     return claim_due(session, settings=settings, now=now, post_id=post_id, actor=actor)
 
 
 def cancel(session: Session, post_id: int, *, actor: str, reason: str = "") -> None:
     post = _post(session, post_id)
     if not can_move(post.status, S.CANCELLED) or not move(
-        session, post_id, expected=post.status, to=S.CANCELLED, actor=actor, detail=reason,
+        session,
+        post_id,
+        expected=post.status,
+        to=S.CANCELLED,
+        actor=actor,
+        detail=reason,
         values={"lease_owner": None, "lease_expires_at": None},
     ):
         raise InputError(f"post {post_id} is {post.status} and can no longer be cancelled")

@@ -19,12 +19,13 @@ TASK_NAMES = {"generate": "ryla.generate", "render": "ryla.render", "publish": "
 def _transport_options(settings: Settings) -> dict[str, object]:
     if settings.broker_url.startswith("filesystem"):
         folder = settings.broker_folder
-        for sub in ("queue", "processed"):
+        for sub in ("queue", "processed", "control"):
             (folder / sub).mkdir(parents=True, exist_ok=True)
         return {
             "data_folder_in": str(folder / "queue"),
             "data_folder_out": str(folder / "queue"),
             "processed_folder": str(folder / "processed"),
+            "control_folder": str(folder / "control"),  # kombu's default is ./control
             "store_processed": False,
             "polling_interval": 0.2,
         }

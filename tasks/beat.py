@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 
 from celery import Celery
+from sqlalchemy.orm import Session, sessionmaker
 
 from models import utcnow
 from pipeline.db import make_engine, make_session_factory, session_scope
@@ -47,7 +48,13 @@ def run_beat(
         engine.dispose()
 
 
-def _tick_until(app, settings, factory, stop, on_tick) -> None:  # type: ignore[no-untyped-def]
+def _tick_until(
+    app: Celery,
+    settings: Settings,
+    factory: sessionmaker[Session],
+    stop: threading.Event,
+    on_tick: Callable[[TickReport], None] | None,
+) -> None:
     while not stop.is_set():
         started = time.monotonic()
         try:

@@ -14,6 +14,7 @@ from models import PublishTarget
 from pipeline.db import make_engine, make_session_factory
 from pipeline.generators import select_generator
 from pipeline.publishers import build_publisher
+from pipeline.publishers.base import Publisher
 from pipeline.runner import Runtime
 from pipeline.settings import Settings, get_settings
 from pipeline.storage import LocalStorage
@@ -35,7 +36,7 @@ def build_runtime(settings: Settings, *, actor: str) -> Runtime:
     )
 
 
-def _publisher(settings: Settings, target: PublishTarget | None):  # type: ignore[no-untyped-def]
+def _publisher(settings: Settings, target: PublishTarget | None) -> Publisher:
     return build_publisher(target, settings=settings)
 
 

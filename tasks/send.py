@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from celery import current_app
+from celery import Celery, current_app
 
 from pipeline.dispatch import Dispatch
 from tasks.app import TASK_NAMES
@@ -18,7 +18,7 @@ __all__ = ["send_dispatches"]
 log = logging.getLogger(__name__)
 
 
-def send_dispatches(dispatches: Iterable[Dispatch], app=None) -> int:  # type: ignore[no-untyped-def]
+def send_dispatches(dispatches: Iterable[Dispatch], app: Celery | None = None) -> int:
     app = app or current_app
     sent = 0
     for d in dispatches:

@@ -21,8 +21,15 @@ log = logging.getLogger(__name__)
 _WARM_ENV = "RYLA_WARM_GENERATOR"
 
 
-def start_worker(settings: Settings, *, queues: list[str], concurrency: int | None, gpu: int | None,
-                 pool: str, name: str) -> None:
+def start_worker(
+    settings: Settings,
+    *,
+    queues: list[str],
+    concurrency: int | None,
+    gpu: int | None,
+    pool: str,
+    name: str,
+) -> None:
     if gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)  # before anything can touch CUDA
     if "gpu" in queues:
@@ -30,9 +37,20 @@ def start_worker(settings: Settings, *, queues: list[str], concurrency: int | No
         os.environ[_WARM_ENV] = "1"
     app = create_app(settings)
     argv = [
-        "worker", "--queues", ",".join(queues), "--concurrency", str(concurrency or 2),
-        "--pool", pool, "--hostname", f"{name}@%h", "--loglevel", "INFO",
-        "--without-gossip", "--without-mingle", "--without-heartbeat",
+        "worker",
+        "--queues",
+        ",".join(queues),
+        "--concurrency",
+        str(concurrency or 2),
+        "--pool",
+        pool,
+        "--hostname",
+        f"{name}@%h",
+        "--loglevel",
+        "INFO",
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
     ]
     if pool == "solo":
         worker_ready.connect(_warm_generator, weak=False)
@@ -58,5 +76,9 @@ def _warm_generator(**_: object) -> None:
     except Exception as exc:  # the first task will fail the post with this reason
         log.error("generator could not be warmed: %s", exc)
         return
-    log.info("generator %s warm in %.2f s (pid %d)", generator.name,
-             time.perf_counter() - started, os.getpid())
+    log.info(
+        "generator %s warm in %.2f s (pid %d)",
+        generator.name,
+        time.perf_counter() - started,
+        os.getpid(),
+    )

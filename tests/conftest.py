@@ -49,8 +49,11 @@ def session(factory: sessionmaker[Session]) -> Iterator[Session]:
 def add_influencer(session: Session, handle: str = "mia", **kwargs: object) -> int:
     data = InfluencerIn(handle=handle, display_name="Mia", timezone="Europe/Berlin", **kwargs)  # type: ignore[arg-type]
     influencer = create_influencer(session=session, data=data)
-    create_character(session=session, handle=handle,
-                     data=CharacterIn(name="Mia", identity_prompt="a woman", seed=7))
+    create_character(
+        session=session,
+        handle=handle,
+        data=CharacterIn(name="Mia", identity_prompt="a woman", seed=7),
+    )
     return influencer.id
 
 
@@ -60,8 +63,9 @@ def influencer_id(factory: sessionmaker[Session]) -> int:
         return add_influencer(s)
 
 
-def add_post(session: Session, handle: str = "mia", *, at: datetime = NOW, lead: int = 0,
-             **kwargs: object) -> int:
+def add_post(
+    session: Session, handle: str = "mia", *, at: datetime = NOW, lead: int = 0, **kwargs: object
+) -> int:
     from pipeline.catalog import PostIn, create_post
 
     data = PostIn(publish_at=at, lead_minutes=lead, **kwargs)  # type: ignore[arg-type]

@@ -11,9 +11,9 @@ from typing import Any, Protocol
 from PIL import Image
 
 __all__ = [
+    "GeneratedImage",
     "GenerationError",
     "GenerationRequest",
-    "GeneratedImage",
     "Generator",
     "WeightsMissing",
 ]

@@ -25,11 +25,16 @@ def _palette(rng: random.Random) -> tuple[tuple[int, int, int], tuple[int, int, 
     return top, bottom  # type: ignore[return-value]
 
 
-def _gradient(width: int, height: int, top: tuple[int, ...], bottom: tuple[int, ...]) -> Image.Image:
+def _gradient(
+    width: int, height: int, top: tuple[int, ...], bottom: tuple[int, ...]
+) -> Image.Image:
     # A 1-pixel-wide column resized up is ~100x faster than drawing each line.
     column = Image.new("RGB", (1, 256))
     column.putdata(
-        [tuple(int(t + (b - t) * y / 255) for t, b in zip(top, bottom, strict=True)) for y in range(256)]
+        [
+            tuple(int(t + (b - t) * y / 255) for t, b in zip(top, bottom, strict=True))
+            for y in range(256)
+        ]
     )
     return column.resize((width, height), Image.Resampling.BILINEAR)
 
@@ -58,7 +63,9 @@ def _draw_label(image: Image.Image, request: GenerationRequest) -> None:
     box_top = height - step * (len(lines) + 1)
     draw.rectangle((0, box_top, width, height), fill=(0, 0, 0))
     for i, line in enumerate(lines):
-        draw.text((step // 2, box_top + step // 2 + i * step), line, font=body, fill=(255, 255, 255))
+        draw.text(
+            (step // 2, box_top + step // 2 + i * step), line, font=body, fill=(255, 255, 255)
+        )
 
 
 class PreviewGenerator:

@@ -1,11 +1,11 @@
 """The contract every publisher meets, and the tree of errors a publish can end in.
 
-    PublishError
-    ├── TransientPublishError   retry later, same attempt state (network, 5xx, throttling)
-    ├── PermanentPublishError   the post is wrong for the target: failed, with the reason
-    ├── AuthExpired             the target needs re-authorisation; its posts wait
-    ├── QuotaExceeded           the target's window is full; retry at ``retry_at``
-    └── OutcomeUnknown          it may or may not be out there: a person decides
+PublishError
+├── TransientPublishError   retry later, same attempt state (network, 5xx, throttling)
+├── PermanentPublishError   the post is wrong for the target: failed, with the reason
+├── AuthExpired             the target needs re-authorisation; its posts wait
+├── QuotaExceeded           the target's window is full; retry at ``retry_at``
+└── OutcomeUnknown          it may or may not be out there: a person decides
 """
 
 from __future__ import annotations

@@ -48,24 +48,34 @@ class Backend:
 
 @pytest.fixture(params=["embedded", "postgres_redis"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
-    env = {"RYLA_DATA_DIR": str(tmp_path / "data"), "RYLA_GENERATOR": "preview",
-           "RYLA_TICK_SECONDS": "1", "RYLA_LEASE_SECONDS": "60"}
+    env = {
+        "RYLA_DATA_DIR": str(tmp_path / "data"),
+        "RYLA_GENERATOR": "preview",
+        "RYLA_TICK_SECONDS": "1",
+        "RYLA_LEASE_SECONDS": "60",
+    }
     drop: Callable[[], None] = lambda: None  # noqa: E731
     if request.param == "postgres_redis":
-        db_url, drop = _fresh_database()
+        db_url, drop = fresh_database()
         env |= {"RYLA_DATABASE_URL": db_url, "RYLA_BROKER_URL": _flushed_redis()}
     settings = Settings(**{k.removeprefix("RYLA_").lower(): v for k, v in env.items()})
     migrate(settings)
     engine = make_engine(settings)
     try:
-        yield Backend(request.param, env, settings, make_session_factory(engine),
-                      create_app(settings), tmp_path / "logs")
+        yield Backend(
+            request.param,
+            env,
+            settings,
+            make_session_factory(engine),
+            create_app(settings),
+            tmp_path / "logs",
+        )
     finally:
         engine.dispose()
         drop()
 
 
-def _fresh_database() -> tuple[str, Callable[[], None]]:
+def fresh_database() -> tuple[str, Callable[[], None]]:
     name = f"ryla_it_{uuid.uuid4().hex[:10]}"
     try:
         with psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=5) as conn:
@@ -101,15 +111,27 @@ class Processes:
         log = self.backend.logs / f"{'-'.join(args).replace(',', '_')}-{len(self.procs)}.log"
         env = {**os.environ, **self.backend.env}
         with log.open("wb") as out:
-            proc = subprocess.Popen([sys.executable, "-m", "admin", *args], env=env,
-                                    stdout=out, stderr=subprocess.STDOUT)
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "admin", *args],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
         self.procs.append((proc, log))
         if ready:
             self._wait_for(log, proc, ready, timeout)
 
     def worker(self, queues: str, concurrency: int = 2) -> None:
-        self.start("worker", "--queues", queues, "--concurrency", str(concurrency),
-                   "--name", queues.replace(",", "-"), ready=" ready.")
+        self.start(
+            "worker",
+            "--queues",
+            queues,
+            "--concurrency",
+            str(concurrency),
+            "--name",
+            queues.replace(",", "-"),
+            ready=" ready.",
+        )
 
     @staticmethod
     def _wait_for(log: Path, proc: subprocess.Popen[bytes], text: str, timeout: float) -> None:
@@ -126,8 +148,9 @@ class Processes:
         return "\n".join(log.read_text(errors="replace") for _, log in self.procs)
 
     def logs(self) -> str:
-        return "\n".join(f"--- {log.name}\n{log.read_text(errors='replace')[-3000:]}"
-                         for _, log in self.procs)
+        return "\n".join(
+            f"--- {log.name}\n{log.read_text(errors='replace')[-3000:]}" for _, log in self.procs
+        )
 
     def stop(self) -> None:
         for proc, _ in self.procs:

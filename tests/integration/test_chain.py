@@ -25,8 +25,13 @@ pytestmark = pytest.mark.integration
 S = PostStatus
 
 
-def wait_for(backend: Backend, procs: Processes, post_ids: Iterable[int],
-             statuses: set[PostStatus], timeout: float = 90) -> None:
+def wait_for(
+    backend: Backend,
+    procs: Processes,
+    post_ids: Iterable[int],
+    statuses: set[PostStatus],
+    timeout: float = 90,
+) -> None:
     ids = list(post_ids)
     deadline = time.monotonic() + timeout
     current: dict[int, PostStatus] = {}
@@ -40,13 +45,16 @@ def wait_for(backend: Backend, procs: Processes, post_ids: Iterable[int],
     pytest.fail(f"posts {current} never reached {sorted(statuses)}\n{procs.logs()}")
 
 
-def test_due_posts_travel_from_planned_to_the_outbox(backend: Backend,
-                                                     processes: Processes) -> None:
+def test_due_posts_travel_from_planned_to_the_outbox(
+    backend: Backend, processes: Processes
+) -> None:
     with session_scope(backend.factory) as s:
         add_influencer(s, default_hashtags=["ryla"])
         now = utcnow()
-        ids = [add_post(s, at=now + timedelta(seconds=i), scene="travel", caption_text=f"#{i}")
-               for i in range(3)]
+        ids = [
+            add_post(s, at=now + timedelta(seconds=i), scene="travel", caption_text=f"#{i}")
+            for i in range(3)
+        ]
     processes.worker("gpu", concurrency=1)
     processes.worker("cpu,io")
     processes.start("beat")
@@ -54,8 +62,11 @@ def test_due_posts_travel_from_planned_to_the_outbox(backend: Backend,
     outbox = backend.settings.outbox_dir / "mia"
     for post_id in ids:
         folder = outbox / f"post-{post_id:06d}"
-        assert {p.name for p in folder.iterdir()} == {"01-feed_portrait.jpg", "caption.txt",
-                                                      "post.json"}
+        assert {p.name for p in folder.iterdir()} == {
+            "01-feed_portrait.jpg",
+            "caption.txt",
+            "post.json",
+        }
         assert "#ryla" in (folder / "caption.txt").read_text()
     with backend.factory() as s:
         published = s.scalars(select(Post.published_at).where(Post.id.in_(ids))).all()
@@ -65,13 +76,11 @@ def test_due_posts_travel_from_planned_to_the_outbox(backend: Backend,
 
 def _send_twice(backend: Backend, post_id: int, step: Step) -> None:
     with session_scope(backend.factory) as s:
-        dispatch = trigger(s, post_id, step, settings=backend.settings, now=utcnow(),
-                           actor="test")
+        dispatch = trigger(s, post_id, step, settings=backend.settings, now=utcnow(), actor="test")
     send_dispatches([dispatch, dispatch], backend.app)
 
 
-def test_a_task_delivered_twice_changes_nothing(backend: Backend,
-                                               processes: Processes) -> None:
+def test_a_task_delivered_twice_changes_nothing(backend: Backend, processes: Processes) -> None:
     with session_scope(backend.factory) as s:
         add_influencer(s)
         post_id = add_post(s, at=utcnow())
@@ -79,15 +88,27 @@ def test_a_task_delivered_twice_changes_nothing(backend: Backend,
         s.execute(update(Influencer).values(active=False))
     processes.worker("gpu", concurrency=1)
     processes.worker("cpu,io", concurrency=2)
-    for step, done in ((Step.GENERATE, S.GENERATED), (Step.RENDER, S.READY),
-                       (Step.PUBLISH, S.PUBLISHED)):
+    for step, done in (
+        (Step.GENERATE, S.GENERATED),
+        (Step.RENDER, S.READY),
+        (Step.PUBLISH, S.PUBLISHED),
+    ):
         _send_twice(backend, post_id, step)
         wait_for(backend, processes, [post_id], {done})
     with backend.factory() as s:
-        moves = s.execute(select(PostEvent.to_status, func.count()).where(
-            PostEvent.post_id == post_id).group_by(PostEvent.to_status)).all()
-        assert dict(moves) == {S.GENERATING: 1, S.GENERATED: 1, S.RENDERING: 1, S.READY: 1,
-                               S.PUBLISHING: 1, S.PUBLISHED: 1}
+        moves = s.execute(
+            select(PostEvent.to_status, func.count())
+            .where(PostEvent.post_id == post_id)
+            .group_by(PostEvent.to_status)
+        ).all()
+        assert dict(moves) == {
+            S.GENERATING: 1,
+            S.GENERATED: 1,
+            S.RENDERING: 1,
+            S.READY: 1,
+            S.PUBLISHING: 1,
+            S.PUBLISHED: 1,
+        }
         assert s.scalar(select(func.count()).select_from(PublishAttempt)) == 1
         assert s.scalar(select(Post.generation).where(Post.id == post_id)) == 1
     folders = list(Path(backend.settings.outbox_dir, "mia").iterdir())

@@ -32,22 +32,40 @@ def ryla(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Invoke:
 def counts(tmp_path: Path) -> tuple[int, ...]:
     engine = create_engine(f"sqlite:///{tmp_path / 'data' / 'ryla.db'}")
     with engine.connect() as conn:
-        result = tuple(conn.scalar(select(func.count()).select_from(m))
-                       for m in (Influencer, Character, ContentCalendar, Post))
+        result = tuple(
+            conn.scalar(select(func.count()).select_from(m))
+            for m in (Influencer, Character, ContentCalendar, Post)
+        )
     engine.dispose()
     return result  # type: ignore[return-value]
 
 
 def add_mia(ryla: Invoke) -> None:
-    assert ryla("influencer", "add", "mia", "--name", "Mia", "--timezone", "Europe/Berlin"
-                ).exit_code == 0
+    assert (
+        ryla("influencer", "add", "mia", "--name", "Mia", "--timezone", "Europe/Berlin").exit_code
+        == 0
+    )
     assert ryla("character", "add", "mia", "Mia", "--identity", "a woman").exit_code == 0
 
 
-COMMANDS = [[], ["init"], ["influencer", "add"], ["character", "add"], ["calendar", "add"],
-            ["post", "add"], ["post", "generate"], ["post", "render"], ["post", "publish"],
-            ["post", "approve"], ["post", "show"], ["status"], ["worker"], ["beat"], ["run"],
-            ["demo"]]
+COMMANDS = [
+    [],
+    ["init"],
+    ["influencer", "add"],
+    ["character", "add"],
+    ["calendar", "add"],
+    ["post", "add"],
+    ["post", "generate"],
+    ["post", "render"],
+    ["post", "publish"],
+    ["post", "approve"],
+    ["post", "show"],
+    ["status"],
+    ["worker"],
+    ["beat"],
+    ["run"],
+    ["demo"],
+]
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "ryla")
@@ -64,14 +82,22 @@ def assert_one_line_error(result: Result, *needles: str) -> None:
         assert needle in lines[0]
 
 
-@pytest.mark.parametrize(("args", "needles"), [
-    (["influencer", "add", "ana", "--name", "Ana", "--timezone", "Mars/Olympus"],
-     ["unknown time zone 'Mars/Olympus'", "IANA"]),
-    (["influencer", "add", "bad handle!", "--name", "X", "--timezone", "UTC"],
-     ["invalid handle 'bad handle!'"]),
-])
-def test_bad_influencer_input_writes_nothing(ryla: Invoke, tmp_path: Path, args: list[str],
-                                             needles: list[str]) -> None:
+@pytest.mark.parametrize(
+    ("args", "needles"),
+    [
+        (
+            ["influencer", "add", "ana", "--name", "Ana", "--timezone", "Mars/Olympus"],
+            ["unknown time zone 'Mars/Olympus'", "IANA"],
+        ),
+        (
+            ["influencer", "add", "bad handle!", "--name", "X", "--timezone", "UTC"],
+            ["invalid handle 'bad handle!'"],
+        ),
+    ],
+)
+def test_bad_influencer_input_writes_nothing(
+    ryla: Invoke, tmp_path: Path, args: list[str], needles: list[str]
+) -> None:
     assert_one_line_error(ryla(*args), *needles)
     assert counts(tmp_path) == (0, 0, 0, 0)
 
@@ -83,21 +109,49 @@ def test_a_duplicate_handle_is_refused(ryla: Invoke, tmp_path: Path) -> None:
     assert counts(tmp_path) == (1, 1, 0, 0)
 
 
-@pytest.mark.parametrize(("args", "needles"), [
-    (["calendar", "add", "mia", "main", "--days", "mon", "--times", "25:00"],
-     ["malformed time '25:00'", "HH:MM"]),
-    (["calendar", "add", "mia", "main", "--days", "someday", "--times", "09:00"],
-     ["unknown day 'someday'"]),
-    (["calendar", "add", "ghost", "main", "--days", "mon", "--times", "09:00"],
-     ["unknown influencer 'ghost'"]),
-    (["calendar", "add", "mia", "main", "--days", "mon", "--times", "09:00", "--scene", "moon"],
-     ["unknown scene 'moon'"]),
-    (["post", "add", "mia", "--at", "next tuesday"], ["malformed time 'next tuesday'"]),
-    (["post", "add", "ghost", "--at", "now"], ["unknown influencer 'ghost'"]),
-    (["post", "add", "mia", "--at", "now", "--format", "reel_8k"], ["unknown format 'reel_8k'"]),
-    (["character", "add", "mia", "Zoe", "--lora", "/tmp/zoe.ckpt"], ["not a .safetensors file"]),
-    (["post", "generate", "999"], ["unknown post 999"]),
-])
+@pytest.mark.parametrize(
+    ("args", "needles"),
+    [
+        (
+            ["calendar", "add", "mia", "main", "--days", "mon", "--times", "25:00"],
+            ["malformed time '25:00'", "HH:MM"],
+        ),
+        (
+            ["calendar", "add", "mia", "main", "--days", "someday", "--times", "09:00"],
+            ["unknown day 'someday'"],
+        ),
+        (
+            ["calendar", "add", "ghost", "main", "--days", "mon", "--times", "09:00"],
+            ["unknown influencer 'ghost'"],
+        ),
+        (
+            [
+                "calendar",
+                "add",
+                "mia",
+                "main",
+                "--days",
+                "mon",
+                "--times",
+                "09:00",
+                "--scene",
+                "moon",
+            ],
+            ["unknown scene 'moon'"],
+        ),
+        (["post", "add", "mia", "--at", "next tuesday"], ["malformed time 'next tuesday'"]),
+        (["post", "add", "ghost", "--at", "now"], ["unknown influencer 'ghost'"]),
+        (
+            ["post", "add", "mia", "--at", "now", "--format", "reel_8k"],
+            ["unknown format 'reel_8k'"],
+        ),
+        (
+            ["character", "add", "mia", "Zoe", "--lora", "/tmp/zoe.ckpt"],
+            ["not a .safetensors file"],
+        ),
+        (["post", "generate", "999"], ["unknown post 999"]),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_2_and_writes_nothing(
     ryla: Invoke, tmp_path: Path, args: list[str], needles: list[str]
 ) -> None:
@@ -127,7 +181,19 @@ def test_status_shows_posts_by_state(ryla: Invoke) -> None:
 
 def test_calendar_add_reports_its_rule(ryla: Invoke) -> None:
     add_mia(ryla)
-    result = ryla("calendar", "add", "mia", "main", "--days", "weekdays", "--times", "18:30,09:00",
-                  "--scene", "travel,workout", "--environment", "urban")
+    result = ryla(
+        "calendar",
+        "add",
+        "mia",
+        "main",
+        "--days",
+        "weekdays",
+        "--times",
+        "18:30,09:00",
+        "--scene",
+        "travel,workout",
+        "--environment",
+        "urban",
+    )
     assert result.exit_code == 0
     assert "days [1, 2, 3, 4, 5] at 09:00, 18:30" in result.output

@@ -21,7 +21,8 @@ S = PostStatus
 def events(session: Session, post_id: int) -> list[tuple[PostStatus | None, PostStatus]]:
     rows = session.execute(
         select(PostEvent.from_status, PostEvent.to_status)
-        .where(PostEvent.post_id == post_id).order_by(PostEvent.id)
+        .where(PostEvent.post_id == post_id)
+        .order_by(PostEvent.id)
     )
     return [tuple(r) for r in rows]  # type: ignore[misc]
 
@@ -48,50 +49,82 @@ def test_a_move_from_the_wrong_state_changes_nothing(session: Session, influence
     assert events(session, post_id) == []
 
 
-def test_an_illegal_move_is_refused_before_touching_the_row(session: Session,
-                                                              influencer_id: int) -> None:
+def test_an_illegal_move_is_refused_before_touching_the_row(
+    session: Session, influencer_id: int
+) -> None:
     post_id = add_post(session)
     with pytest.raises(InvalidTransition):
         move(session, post_id, expected=S.PLANNED, to=S.PUBLISHED, actor="t")
 
 
-def test_a_second_delivery_of_the_same_message_finds_no_lease(session: Session,
-                                                               influencer_id: int) -> None:
+def test_a_second_delivery_of_the_same_message_finds_no_lease(
+    session: Session, influencer_id: int
+) -> None:
     post_id = add_post(session)
-    (d,) = claim(session, [post_id], step=Step.GENERATE, expected=S.PLANNED, now=NOW,
-                 lease_seconds=60, actor="t")
-    first = take_lease(session, post_id, step=Step.GENERATE, token=d.token, now=NOW,
-                       lease_seconds=60)
-    second = take_lease(session, post_id, step=Step.GENERATE, token=d.token, now=NOW,
-                        lease_seconds=60)
+    (d,) = claim(
+        session,
+        [post_id],
+        step=Step.GENERATE,
+        expected=S.PLANNED,
+        now=NOW,
+        lease_seconds=60,
+        actor="t",
+    )
+    first = take_lease(
+        session, post_id, step=Step.GENERATE, token=d.token, now=NOW, lease_seconds=60
+    )
+    second = take_lease(
+        session, post_id, step=Step.GENERATE, token=d.token, now=NOW, lease_seconds=60
+    )
     assert first is not None and second is None
 
 
 def test_a_run_that_lost_its_lease_cannot_finish(session: Session, influencer_id: int) -> None:
     post_id = add_post(session)
-    (d,) = claim(session, [post_id], step=Step.GENERATE, expected=S.PLANNED, now=NOW,
-                 lease_seconds=60, actor="t")
-    run_id = take_lease(session, post_id, step=Step.GENERATE, token=d.token, now=NOW,
-                        lease_seconds=60)
+    (d,) = claim(
+        session,
+        [post_id],
+        step=Step.GENERATE,
+        expected=S.PLANNED,
+        now=NOW,
+        lease_seconds=60,
+        actor="t",
+    )
+    run_id = take_lease(
+        session, post_id, step=Step.GENERATE, token=d.token, now=NOW, lease_seconds=60
+    )
     assert run_id
-    assert not release_lease(session, post_id, step=Step.GENERATE, run_id="run-other",
-                             to=S.GENERATED, actor="t")
-    assert release_lease(session, post_id, step=Step.GENERATE, run_id=run_id, to=S.GENERATED,
-                         actor="t")
+    assert not release_lease(
+        session, post_id, step=Step.GENERATE, run_id="run-other", to=S.GENERATED, actor="t"
+    )
+    assert release_lease(
+        session, post_id, step=Step.GENERATE, run_id=run_id, to=S.GENERATED, actor="t"
+    )
 
 
 def test_claiming_generate_bumps_the_generation(session: Session, influencer_id: int) -> None:
     post_id = add_post(session)
-    claim(session, [post_id], step=Step.GENERATE, expected=S.PLANNED, now=NOW, lease_seconds=60,
-          actor="t")
+    claim(
+        session,
+        [post_id],
+        step=Step.GENERATE,
+        expected=S.PLANNED,
+        now=NOW,
+        lease_seconds=60,
+        actor="t",
+    )
     session.expire_all()
     post = session.get_one(Post, post_id)
     assert (post.status, post.generation, post.lease_expires_at) == (
-        S.GENERATING, 1, NOW + timedelta(seconds=60))
+        S.GENERATING,
+        1,
+        NOW + timedelta(seconds=60),
+    )
 
 
-def test_only_due_posts_of_active_influencers_are_claimed(settings: Settings, session: Session,
-                                                           influencer_id: int) -> None:
+def test_only_due_posts_of_active_influencers_are_claimed(
+    settings: Settings, session: Session, influencer_id: int
+) -> None:
     due = add_post(session, at=NOW)
     later = add_post(session, at=NOW + timedelta(hours=2), lead=30)
     dispatches = claim_due(session, settings=settings, now=NOW)
@@ -101,8 +134,9 @@ def test_only_due_posts_of_active_influencers_are_claimed(settings: Settings, se
     assert later
 
 
-def test_publish_is_claimed_ahead_of_time_with_an_eta(settings: Settings, session: Session,
-                                                      influencer_id: int) -> None:
+def test_publish_is_claimed_ahead_of_time_with_an_eta(
+    settings: Settings, session: Session, influencer_id: int
+) -> None:
     post_id = add_post(session, at=NOW + timedelta(seconds=90))
     session.execute(update(Post).values(status=S.READY))
     (d,) = claim_due(session, settings=settings, now=NOW)
@@ -110,22 +144,31 @@ def test_publish_is_claimed_ahead_of_time_with_an_eta(settings: Settings, sessio
     assert post_id == d.post_id
 
 
-def test_a_post_far_ahead_is_not_sent_to_the_broker(settings: Settings, session: Session,
-                                                    influencer_id: int) -> None:
+def test_a_post_far_ahead_is_not_sent_to_the_broker(
+    settings: Settings, session: Session, influencer_id: int
+) -> None:
     add_post(session, at=NOW + timedelta(hours=5))
     session.execute(update(Post).values(status=S.READY))
     assert claim_due(session, settings=settings, now=NOW) == []
 
 
 def _expire(session: Session, post_id: int, status: PostStatus, attempts: int = 0) -> None:
-    session.execute(update(Post).where(Post.id == post_id).values(
-        status=status, lease_owner="run-dead", lease_expires_at=NOW - timedelta(seconds=1),
-        attempts=attempts))
+    session.execute(
+        update(Post)
+        .where(Post.id == post_id)
+        .values(
+            status=status,
+            lease_owner="run-dead",
+            lease_expires_at=NOW - timedelta(seconds=1),
+            attempts=attempts,
+        )
+    )
 
 
-@pytest.mark.parametrize(("stuck", "back"), [(S.GENERATING, S.PLANNED),
-                                             (S.RENDERING, S.GENERATED),
-                                             (S.PUBLISHING, S.READY)])
+@pytest.mark.parametrize(
+    ("stuck", "back"),
+    [(S.GENERATING, S.PLANNED), (S.RENDERING, S.GENERATED), (S.PUBLISHING, S.READY)],
+)
 def test_an_expired_lease_returns_the_post_to_its_stable_state(
     settings: Settings, session: Session, influencer_id: int, stuck: PostStatus, back: PostStatus
 ) -> None:
@@ -138,8 +181,9 @@ def test_an_expired_lease_returns_the_post_to_its_stable_state(
     assert "lease expired" in (post.last_error or "")
 
 
-def test_an_approved_post_returns_to_approved(settings: Settings, session: Session,
-                                              influencer_id: int) -> None:
+def test_an_approved_post_returns_to_approved(
+    settings: Settings, session: Session, influencer_id: int
+) -> None:
     post_id = add_post(session)
     _expire(session, post_id, S.PUBLISHING)
     session.execute(update(Post).values(approved_at=NOW))
@@ -148,8 +192,9 @@ def test_an_approved_post_returns_to_approved(settings: Settings, session: Sessi
     assert session.get_one(Post, post_id).status is S.APPROVED
 
 
-def test_expired_leases_fail_for_good_after_the_last_attempt(settings: Settings, session: Session,
-                                                             influencer_id: int) -> None:
+def test_expired_leases_fail_for_good_after_the_last_attempt(
+    settings: Settings, session: Session, influencer_id: int
+) -> None:
     post_id = add_post(session)
     _expire(session, post_id, S.GENERATING, attempts=settings.max_attempts - 1)
     assert reconcile_expired(session, settings=settings, now=NOW) == (0, 1)
@@ -157,8 +202,9 @@ def test_expired_leases_fail_for_good_after_the_last_attempt(settings: Settings,
     assert session.get_one(Post, post_id).status is S.FAILED
 
 
-def test_a_slot_long_past_is_missed_not_published(settings: Settings, session: Session,
-                                                  influencer_id: int) -> None:
+def test_a_slot_long_past_is_missed_not_published(
+    settings: Settings, session: Session, influencer_id: int
+) -> None:
     stale = add_post(session, at=NOW - timedelta(hours=1))
     fresh = add_post(session, at=NOW - timedelta(minutes=5))
     assert mark_missed(session, settings=settings, now=NOW) == 1
@@ -167,9 +213,9 @@ def test_a_slot_long_past_is_missed_not_published(settings: Settings, session: S
     assert session.get_one(Post, fresh).status is S.PLANNED
 
 
-def test_a_second_tick_claims_nothing_twice(settings: Settings,
-                                            factory: sessionmaker[Session],
-                                            influencer_id: int) -> None:
+def test_a_second_tick_claims_nothing_twice(
+    settings: Settings, factory: sessionmaker[Session], influencer_id: int
+) -> None:
     with session_scope(factory) as s:
         add_post(s, at=NOW)
     with session_scope(factory) as s:

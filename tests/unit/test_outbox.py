@@ -16,8 +16,13 @@ def request(tmp_path: Path) -> PublishRequest:
     image = tmp_path / "feed_portrait.jpg"
     image.write_bytes(b"\xff\xd8jpeg")
     return PublishRequest(
-        post_id=7, attempt_id="a-1", handle="mia", caption="Hello\n\n#ryla", alt_text="a woman",
-        media_type="image", media=(MediaItem("feed_portrait", image, None, "image/jpeg", "ab"),),
+        post_id=7,
+        attempt_id="a-1",
+        handle="mia",
+        caption="Hello\n\n#ryla",
+        alt_text="a woman",
+        media_type="image",
+        media=(MediaItem("feed_portrait", image, None, "image/jpeg", "ab"),),
         publish_at=datetime(2026, 11, 26, 12, tzinfo=UTC),
     )
 

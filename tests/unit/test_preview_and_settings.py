@@ -13,8 +13,9 @@ from pipeline.settings import Settings, load_secret_key
 
 
 def req(seed: int = 1, prompt: str = "a woman on a beach") -> GenerationRequest:
-    return GenerationRequest(post_id=1, prompt=prompt, negative_prompt="", width=896,
-                             height=1120, seed=seed)
+    return GenerationRequest(
+        post_id=1, prompt=prompt, negative_prompt="", width=896, height=1120, seed=seed
+    )
 
 
 def test_same_request_gives_the_same_pixels() -> None:
@@ -37,8 +38,7 @@ def test_a_preview_says_so_in_its_metadata_and_its_pixels() -> None:
 
 def test_sizes_must_be_multiples_of_16() -> None:
     with pytest.raises(ValueError, match="width=1000: must be a multiple of 16"):
-        GenerationRequest(post_id=1, prompt="", negative_prompt="", width=1000, height=1024,
-                          seed=0)
+        GenerationRequest(post_id=1, prompt="", negative_prompt="", width=1000, height=1024, seed=0)
 
 
 def test_defaults_are_the_embedded_ones(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

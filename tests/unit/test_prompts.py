@@ -13,8 +13,9 @@ def test_ships_eight_scene_and_seven_environment_presets() -> None:
 
 
 def test_trigger_word_and_identity_lead_the_prompt() -> None:
-    identity = Identity(identity_prompt="a 26 year old woman", appearance=("auburn hair",),
-                        trigger_word="m1a")
+    identity = Identity(
+        identity_prompt="a 26 year old woman", appearance=("auburn hair",), trigger_word="m1a"
+    )
     parts = build_prompt(identity, scene="beach_day", environment="beach", outfit="a red dress")
     assert parts.prompt.startswith("m1a, a 26 year old woman, auburn hair, wearing a red dress, ")
     assert SCENES["beach_day"] in parts.prompt
@@ -32,8 +33,11 @@ def test_character_negative_prompt_comes_before_the_house_negative() -> None:
     assert "deformed hands" in parts.negative_prompt
 
 
-@pytest.mark.parametrize(("kind", "kwargs"), [("scene", {"scene": "moon"}),
-                                             ("environment", {"environment": "mars"})])
-def test_an_unknown_preset_is_an_error_naming_the_choices(kind: str, kwargs: dict[str, str]) -> None:
+@pytest.mark.parametrize(
+    ("kind", "kwargs"), [("scene", {"scene": "moon"}), ("environment", {"environment": "mars"})]
+)
+def test_an_unknown_preset_is_an_error_naming_the_choices(
+    kind: str, kwargs: dict[str, str]
+) -> None:
     with pytest.raises(PromptError, match=f"unknown {kind} .*choose one of"):
         build_prompt(Identity(), **kwargs)

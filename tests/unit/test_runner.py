@@ -56,7 +56,9 @@ class RecordingPublisher:
     fail_with: Exception | None = None
     sent: list[PublishRequest] = field(default_factory=list)
 
-    def publish(self, request: PublishRequest, checkpoint: Callable[[str, str], None]) -> PublishResult:
+    def publish(
+        self, request: PublishRequest, checkpoint: Callable[[str, str], None]
+    ) -> PublishResult:
         checkpoint("container_id", f"c-{request.post_id}")
         if self.fail_with:
             raise self.fail_with
@@ -64,14 +66,19 @@ class RecordingPublisher:
         return PublishResult(external_id=f"media-{request.post_id}")
 
 
-def make_runtime(settings: Settings, factory: sessionmaker[Session], *, generator=None,
-                 publisher=None) -> Runtime:  # type: ignore[no-untyped-def]
+def make_runtime(
+    settings: Settings, factory: sessionmaker[Session], *, generator=None, publisher=None
+) -> Runtime:  # type: ignore[no-untyped-def]
     return Runtime(
-        settings=settings, session_factory=factory, storage=LocalStorage(settings.storage_dir),
+        settings=settings,
+        session_factory=factory,
+        storage=LocalStorage(settings.storage_dir),
         generator_factory=lambda: generator or PreviewGenerator(),
-        publisher_factory=(lambda target: publisher) if publisher else
-        (lambda target: build_publisher(target, settings=settings)),
-        actor="test-worker", clock=lambda: NOW,
+        publisher_factory=(lambda target: publisher)
+        if publisher
+        else (lambda target: build_publisher(target, settings=settings)),
+        actor="test-worker",
+        clock=lambda: NOW,
     )
 
 
@@ -98,29 +105,39 @@ def new_post(factory: sessionmaker[Session], **kwargs: object) -> int:
         return add_post(s, **kwargs)
 
 
-def test_a_due_post_goes_from_planned_to_the_outbox(settings: Settings,
-                                                   factory: sessionmaker[Session],
-                                                   influencer_id: int) -> None:
+def test_a_due_post_goes_from_planned_to_the_outbox(
+    settings: Settings, factory: sessionmaker[Session], influencer_id: int
+) -> None:
     post_id = new_post(factory, scene="beach_day", caption_text="Sun!", hashtags=["summer"])
     drain(make_runtime(settings, factory), first_tick(settings, factory))
     post = post_of(factory, post_id)
     assert post.status is S.PUBLISHED
     folder = settings.outbox_dir / "mia" / f"post-{post_id:06d}"
     assert sorted(p.name for p in folder.iterdir()) == [
-        "01-feed_portrait.jpg", "caption.txt", "post.json"]
+        "01-feed_portrait.jpg",
+        "caption.txt",
+        "post.json",
+    ]
     manifest = json.loads((folder / "post.json").read_text())
     assert manifest["is_ai_generated"] is True and "#summer" in manifest["caption"]
     with factory() as s:
-        moves = s.execute(select(PostEvent.to_status).where(PostEvent.post_id == post_id)
-                          .order_by(PostEvent.id)).scalars().all()
+        moves = (
+            s.execute(
+                select(PostEvent.to_status)
+                .where(PostEvent.post_id == post_id)
+                .order_by(PostEvent.id)
+            )
+            .scalars()
+            .all()
+        )
         kinds = sorted(s.scalars(select(Asset.format).where(Asset.post_id == post_id)))
     assert moves == [S.GENERATING, S.GENERATED, S.RENDERING, S.READY, S.PUBLISHING, S.PUBLISHED]
     assert kinds == ["feed_portrait", "raw", "thumbnail"]
 
 
-def test_the_same_message_twice_runs_the_step_once(settings: Settings,
-                                                   factory: sessionmaker[Session],
-                                                   influencer_id: int) -> None:
+def test_the_same_message_twice_runs_the_step_once(
+    settings: Settings, factory: sessionmaker[Session], influencer_id: int
+) -> None:
     post_id = new_post(factory)
     (d,) = first_tick(settings, factory)
     rt = make_runtime(settings, factory)
@@ -128,8 +145,11 @@ def test_the_same_message_twice_runs_the_step_once(settings: Settings,
     assert run_step(rt, d.step, d.post_id, d.token) == []
     drain(rt, follow + follow)  # every later message delivered twice as well
     with factory() as s:
-        gens = s.scalars(select(PostEvent.id).where(PostEvent.post_id == post_id,
-                                                    PostEvent.to_status == S.GENERATED)).all()
+        gens = s.scalars(
+            select(PostEvent.id).where(
+                PostEvent.post_id == post_id, PostEvent.to_status == S.GENERATED
+            )
+        ).all()
     assert len(gens) == 1
     assert post_of(factory, post_id).status is S.PUBLISHED
 
@@ -242,15 +262,22 @@ def test_the_outbox_target_of_an_influencer_is_used(
 ) -> None:
     custom = settings.data_dir / "elsewhere"
     with session_scope(factory) as s:
-        s.add(PublishTarget(influencer_id=influencer_id, name="mia-outbox", kind="outbox",
-                            config={"path": str(custom)}))
+        s.add(
+            PublishTarget(
+                influencer_id=influencer_id,
+                name="mia-outbox",
+                kind="outbox",
+                config={"path": str(custom)},
+            )
+        )
     post_id = new_post(factory)
     drain(make_runtime(settings, factory), first_tick(settings, factory))
     assert (custom / "mia" / f"post-{post_id:06d}" / "caption.txt").is_file()
 
 
-def test_publishing_waits_for_its_time(settings: Settings, factory: sessionmaker[Session],
-                                       influencer_id: int) -> None:
+def test_publishing_waits_for_its_time(
+    settings: Settings, factory: sessionmaker[Session], influencer_id: int
+) -> None:
     new_post(factory, at=NOW + timedelta(seconds=60), lead=30)
     dispatches = first_tick(settings, factory)
     rt = make_runtime(settings, factory)

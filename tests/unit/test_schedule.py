@@ -27,13 +27,15 @@ BERLIN = ZoneInfo("Europe/Berlin")
 def test_a_local_time_that_does_not_exist_moves_to_the_first_valid_instant() -> None:
     # 2026-03-29: Berlin clocks jump from 02:00 to 03:00 (01:00 UTC).
     assert resolve_local(date(2026, 3, 29), time(2, 30), BERLIN) == datetime(
-        2026, 3, 29, 1, 0, tzinfo=UTC)
+        2026, 3, 29, 1, 0, tzinfo=UTC
+    )
 
 
 def test_a_local_time_that_happens_twice_is_the_first_one() -> None:
     # 2026-10-25: 02:30 happens at 00:30 UTC (CEST) and again at 01:30 UTC (CET).
     assert resolve_local(date(2026, 10, 25), time(2, 30), BERLIN) == datetime(
-        2026, 10, 25, 0, 30, tzinfo=UTC)
+        2026, 10, 25, 0, 30, tzinfo=UTC
+    )
 
 
 def test_new_york_and_lord_howe_transitions() -> None:
@@ -44,8 +46,15 @@ def test_new_york_and_lord_howe_transitions() -> None:
     assert lh.astimezone(ZoneInfo("Australia/Lord_Howe")).time() == time(2, 30)
 
 
-@pytest.mark.parametrize(("text", "days"), [("mon,wed,fri", [1, 3, 5]), ("weekdays", [1, 2, 3, 4, 5]),
-                                            ("Sunday,sat", [6, 7]), ("daily", list(range(1, 8)))])
+@pytest.mark.parametrize(
+    ("text", "days"),
+    [
+        ("mon,wed,fri", [1, 3, 5]),
+        ("weekdays", [1, 2, 3, 4, 5]),
+        ("Sunday,sat", [6, 7]),
+        ("daily", list(range(1, 8))),
+    ],
+)
 def test_days_are_read_by_name_or_group(text: str, days: list[int]) -> None:
     assert parse_days(text) == days
 
@@ -61,16 +70,25 @@ def test_when_accepts_now_relative_local_and_offset_times() -> None:
     assert parse_when("+90m", BERLIN, NOW) == NOW + timedelta(minutes=90)
     assert parse_when("2026-11-26 18:00", BERLIN, NOW) == datetime(2026, 11, 26, 17, 0, tzinfo=UTC)
     assert parse_when("2026-11-26T18:00+00:00", BERLIN, NOW) == datetime(
-        2026, 11, 26, 18, 0, tzinfo=UTC)
+        2026, 11, 26, 18, 0, tzinfo=UTC
+    )
     with pytest.raises(ScheduleError, match="malformed time"):
         parse_when("tomorrow-ish", BERLIN, NOW)
 
 
 def _calendar(session: Session) -> None:
-    create_calendar(session=session, handle="mia", data=CalendarIn(
-        "main", "mon,wed,fri", "09:00,18:30", scenes=["beach_day", "workout", "travel"],
-        environments=["beach", "urban"], lead_minutes=45,
-    ))
+    create_calendar(
+        session=session,
+        handle="mia",
+        data=CalendarIn(
+            "main",
+            "mon,wed,fri",
+            "09:00,18:30",
+            scenes=["beach_day", "workout", "travel"],
+            environments=["beach", "urban"],
+            lead_minutes=45,
+        ),
+    )
 
 
 def test_expansion_creates_each_slot_once(session: Session, influencer_id: int) -> None:
@@ -82,8 +100,9 @@ def test_expansion_creates_each_slot_once(session: Session, influencer_id: int) 
     assert (created, again, total) == (12, 0, 12)
 
 
-def test_slots_are_utc_with_local_labels_and_lead_time(session: Session,
-                                                       influencer_id: int) -> None:
+def test_slots_are_utc_with_local_labels_and_lead_time(
+    session: Session, influencer_id: int
+) -> None:
     _calendar(session)
     expand_due_calendars(session, now=NOW, horizon_days=14)
     first = session.scalars(select(Post).order_by(Post.publish_at)).first()
@@ -93,8 +112,7 @@ def test_slots_are_utc_with_local_labels_and_lead_time(session: Session,
     assert first.publish_at - first.generate_at == timedelta(minutes=45)
 
 
-def test_rotation_is_the_same_plan_on_every_expansion(session: Session,
-                                                      influencer_id: int) -> None:
+def test_rotation_is_the_same_plan_on_every_expansion(session: Session, influencer_id: int) -> None:
     _calendar(session)
     expand_due_calendars(session, now=NOW, horizon_days=14)
     plan = session.execute(select(Post.slot_key, Post.scene, Post.environment)).all()
