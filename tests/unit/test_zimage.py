@@ -21,6 +21,7 @@ from pipeline.generators import zimage, zimage_device
 from pipeline.generators.base import GenerationError, GenerationRequest, WeightsMissing
 from pipeline.generators.zimage import ZImageGenerator
 from pipeline.generators.zimage_device import MemoryMode
+from pipeline.generators.zimage_lora import LoraAdapters
 from pipeline.generators.zimage_random import build_random_pipeline
 from pipeline.settings import Settings, get_settings
 
@@ -83,7 +84,7 @@ def generator(settings: Settings, tiny: Any) -> ZImageGenerator:
 
 @pytest.fixture
 def lora_files(tmp_path: Path) -> dict[str, Path]:
-    """Two character LoRAs for the tiny transformer, written by diffusers' own LoRA writer."""
+    """Three character LoRAs for the tiny transformer, written by diffusers' own LoRA writer."""
     # Layer names come from a fresh model: once an adapter is in, peft wraps and renames them.
     layers = {
         name: module
@@ -91,7 +92,7 @@ def lora_files(tmp_path: Path) -> dict[str, Path]:
         if isinstance(module, torch.nn.Linear) and ".attention." in name
     }
     files = {}
-    for label, seed in (("anna", 1), ("ben", 2)):
+    for label, seed in (("anna", 1), ("ben", 2), ("cleo", 3)):
         noise = torch.Generator().manual_seed(seed)
         state = {}
         for name, layer in layers.items():
@@ -239,6 +240,18 @@ def test_loras_swap_between_calls_without_reloading_the_base(
     assert max_difference(with_ben, first_anna) > 10
     assert max_difference(without, base) == 0
     assert max_difference(anna_again, first_anna) == 0
+
+
+def test_least_recently_used_loras_are_unloaded_beyond_capacity(
+    tiny: Any, lora_files: dict[str, Path]
+) -> None:
+    adapters = LoraAdapters(tiny, capacity=2)
+    for label in ("anna", "ben", "cleo"):
+        assert adapters.activate(str(lora_files[label]), 1.0)["used"] is True
+
+    assert len(adapters.loaded) == 2
+    assert set(tiny.transformer.peft_config) == set(adapters.loaded)
+    assert adapters.activate(str(lora_files["anna"]), 1.0)["used"] is True  # read again
 
 
 def test_a_missing_lora_file_generates_without_it_and_says_so(
