@@ -19,22 +19,23 @@ __all__ = [
     "crop_box",
     "detect_faces",
     "find_subject",
+    "resize_array",
     "salient_point",
 ]
 
 
 @dataclass(frozen=True)
 class _Pass:
-    side: int  # the grey copy's longest side; faces under 24 px there are not seen
+    side: int  # the grey copy's longest side
     scale_factor: float
     min_neighbours: int
+    min_face: int  # in pixels of the grey copy; the cascade's own window is 24
 
 
-# A quick coarse pass finds the large faces of portraits; only when it finds none does a fine
-# pass look for faces down to ~7.5 % of the longest side (24 px of 320). The fine pass costs
-# about three times as much, so photos without a large face take longer to frame.
-_PASSES = (_Pass(288, 1.25, 4), _Pass(320, 1.1, 4))
-_MIN_FACE = 24  # the cascade's own window, in detection pixels
+# A quick coarse pass finds the large faces of portraits (>= 12.5 % of the longest side); only
+# when it finds none does a fine pass look for faces down to 7.5 % (24 px of 320). The fine
+# pass costs about five times as much, so photos without a large face take longer to frame.
+_PASSES = (_Pass(288, 1.25, 4, 36), _Pass(320, 1.1, 4, 24))
 # Head and shoulders around a face box, as fractions of its size: kept inside when room allows.
 _HEAD_MARGIN = (0.35, 0.6, 0.35, 0.5)  # left, top, right, bottom
 # With a face, rows put it ~40 % down the crop (headroom); columns centre it.
@@ -99,13 +100,28 @@ def _cascade() -> Any:
     return cascade
 
 
-def _shrink(grey: np.ndarray, side: int) -> tuple[np.ndarray, float]:
+def resize_array(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize to (width, height): cubic up or slightly down, area-averaged when shrinking more.
+
+    OpenCV's area filter is fast only at whole-number ratios, so a shrink of up to 4x goes
+    bilinear to twice the target first and then averages exactly 2:1 (~5x faster, same look).
+    """
     import cv2
 
+    factor = pixels.shape[1] / size[0]
+    if factor <= 1.25:
+        return cv2.resize(pixels, size, interpolation=cv2.INTER_CUBIC)
+    if factor <= 4:
+        double = (size[0] * 2, size[1] * 2)
+        pixels = cv2.resize(pixels, double, interpolation=cv2.INTER_LINEAR)
+    return cv2.resize(pixels, size, interpolation=cv2.INTER_AREA)
+
+
+def _shrink(grey: np.ndarray, side: int) -> tuple[np.ndarray, float]:
     scale = min(1.0, side / max(grey.shape))
     if scale < 1.0:
         size = (max(1, round(grey.shape[1] * scale)), max(1, round(grey.shape[0] * scale)))
-        grey = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
+        grey = resize_array(grey, size)
     return grey, scale
 
 
@@ -120,7 +136,7 @@ def detect_faces(rgb: np.ndarray) -> tuple[Box, ...]:
             small,
             settings.scale_factor,
             settings.min_neighbours,
-            minSize=(_MIN_FACE, _MIN_FACE),
+            minSize=(settings.min_face, settings.min_face),
         )
         if len(found):
             boxes = [_scale_up(tuple(int(v) for v in f), scale, rgb.shape) for f in found]

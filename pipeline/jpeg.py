@@ -115,12 +115,11 @@ def _split_alpha(image: Image.Image) -> tuple[Image.Image, Image.Image | None]:
 
 
 def _apply_profile(image: Image.Image, icc: bytes | None) -> Image.Image:
-    if not icc or icc == srgb_icc():
-        return image.convert("RGB")
-    transform = _transform_from(icc, image.mode)
-    if transform is None:  # the profile is sRGB already
-        return image.convert("RGB")
-    return transform.apply(image)
+    transform = _transform_from(icc, image.mode) if icc and icc != srgb_icc() else None
+    if transform is not None:
+        return transform.apply(image)
+    # No profile means sRGB, as browsers and Instagram assume; RGB needs no copy.
+    return image if image.mode == "RGB" else image.convert("RGB")
 
 
 @lru_cache(maxsize=16)

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from pipeline.framing import Box, Framing, crop_box, find_subject
+from pipeline.framing import Box, Framing, crop_box, find_subject, resize_array
 from pipeline.jpeg import ColourError, encode_jpeg, to_srgb
 
 __all__ = [
@@ -94,6 +94,8 @@ class RenderSet:
 
 def check_formats(formats: Sequence[str]) -> tuple[str, ...]:
     """The formats as a tuple, or RenderError for an empty list, an unknown name or a repeat."""
+    if isinstance(formats, str):  # a lone name would be read letter by letter
+        formats = [formats]
     if not formats:
         raise RenderError(f"no rendition format requested: name at least one of {_choices()}")
     for fmt in formats:
@@ -142,7 +144,10 @@ def render_set(
     max_bytes: int = MAX_JPEG_BYTES,
     max_pixels: int = MAX_SOURCE_PIXELS,
 ) -> RenderSet:
-    """Every requested format plus a thumbnail framed like the first format."""
+    """Every requested format plus a thumbnail framed like the first format.
+
+    Raises RenderError (one line: what, which value, what to do) for bad input or formats.
+    """
     chosen = check_formats(formats)
     _check_thumbnail_width(thumbnail_width)
     rgb, framing = _analyse(load_source(source, max_pixels=max_pixels))
@@ -266,12 +271,8 @@ def _thumbnail(rgb: np.ndarray, box: Box, width: int, *, max_bytes: int) -> Rend
 
 
 def _resize(rgb: np.ndarray, box: Box, size: tuple[int, int]) -> Image.Image:
-    import cv2  # SIMD resize: several times faster than Pillow's for these sizes
-
     crop = rgb[box.top : box.bottom, box.left : box.right]
-    shrinking = size[0] < box.width
-    interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC
-    return Image.fromarray(cv2.resize(crop, size, interpolation=interpolation))
+    return Image.fromarray(resize_array(crop, size))
 
 
 def _encode_under(image: Image.Image, max_bytes: int, fmt: str) -> tuple[bytes, int]:
