@@ -18,6 +18,7 @@ from admin.catalog_cli import calendar, character, influencer, post
 from admin.context import BadInput, CliContext
 from admin.processes import EMBEDDED_WORKERS, start_workers, stop_workers
 from admin.status import print_status
+from admin.targets_cli import model, serve, target
 from pipeline.catalog import InputError
 from pipeline.prompts import PromptError
 from pipeline.schedule import ScheduleError
@@ -59,8 +60,8 @@ def cli(ctx: click.Context, data_dir: Path | None, verbose: bool) -> None:
     ctx.call_on_close(ctx.obj.close)
 
 
-for _group in (influencer, character, calendar, post):
-    cli.add_command(_group)
+for _command in (influencer, character, calendar, post, target, serve, model):
+    cli.add_command(_command)
 
 
 @cli.command()

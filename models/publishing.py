@@ -57,6 +57,9 @@ class PublishAttempt(Base):
         enum_column(AttemptStatus), default=AttemptStatus.STARTED
     )
     container_id: Mapped[str | None] = mapped_column(String(200), default=None)
+    # The container a media_publish was sent for, before the call: if the answer is lost,
+    # the container (not a new one) must be asked whether the post went out.
+    publish_requested: Mapped[str | None] = mapped_column(String(200), default=None)
     external_id: Mapped[str | None] = mapped_column(String(200), default=None)
     error: Mapped[str | None] = mapped_column(Text, default=None)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -24,15 +24,19 @@ from models import (
     TargetKind,
 )
 from pipeline.db import session_scope
+from pipeline.media_urls import sign_media_url
 from pipeline.publishers.base import (
     Checkpoint,
     MediaItem,
     PublishRequest,
     PublishResult,
 )
+from pipeline.settings import Settings, load_secret_key
 from pipeline.storage import LocalStorage
 
 __all__ = [
+    "RESUME_KEYS",
+    "MediaLinks",
     "PublishJob",
     "attempt_checkpoint",
     "finish_attempt",
@@ -61,7 +65,27 @@ def resolve_target(session: Session, post: Post) -> PublishTarget | None:
     ).first()
 
 
-def _media(session: Session, post: Post, storage: LocalStorage) -> tuple[MediaItem, ...]:
+# What a publisher may checkpoint, and so what an interrupted attempt resumes from.
+RESUME_KEYS = ("container_id", "external_id", "publish_requested")
+URL_KINDS = frozenset({TargetKind.INSTAGRAM, TargetKind.WEBHOOK})
+
+
+@dataclass(frozen=True)
+class MediaLinks:
+    """Signed, expiring public URLs for the media that targets fetch (Instagram, webhooks)."""
+
+    settings: Settings
+    now: datetime
+
+    def url(self, key: str) -> str:
+        expires = self.now + timedelta(hours=self.settings.media_url_ttl_hours)
+        secret = load_secret_key(self.settings)
+        return sign_media_url(key, expires, secret, base_url=self.settings.public_base_url)
+
+
+def _media(
+    session: Session, post: Post, storage: LocalStorage, links: MediaLinks | None
+) -> tuple[MediaItem, ...]:
     assets = session.scalars(
         select(Asset).where(
             Asset.post_id == post.id,
@@ -71,12 +95,20 @@ def _media(session: Session, post: Post, storage: LocalStorage) -> tuple[MediaIt
     ).all()
     order = {fmt: i for i, fmt in enumerate(post.formats)}
     return tuple(
-        MediaItem(a.format, storage.path(a.storage_key), None, a.content_type, a.sha256)
+        MediaItem(
+            a.format,
+            storage.path(a.storage_key),
+            links.url(a.storage_key) if links else None,
+            a.content_type,
+            a.sha256,
+        )
         for a in sorted(assets, key=lambda a: order.get(a.format, len(order)))
     )
 
 
-def prepare_publish(session: Session, post: Post, *, storage: LocalStorage) -> PublishJob:
+def prepare_publish(
+    session: Session, post: Post, *, storage: LocalStorage, links: MediaLinks | None
+) -> PublishJob:
     """Find or create this post's attempt; the caller commits before calling out."""
     target = resolve_target(session, post)
     kind = target.kind if target else TargetKind.OUTBOX
@@ -104,10 +136,10 @@ def prepare_publish(session: Session, post: Post, *, storage: LocalStorage) -> P
         caption=post.caption,
         alt_text=post.prompt[:1000],
         media_type=post.media_type.value,
-        media=_media(session, post, storage),
+        media=_media(session, post, storage, links if kind in URL_KINDS else None),
         publish_at=post.publish_at,
         metadata={"scene": post.scene, "environment": post.environment, "seed": post.seed},
-        resume={"container_id": attempt.container_id} if attempt.container_id else {},
+        resume={k: getattr(attempt, k) for k in RESUME_KEYS if getattr(attempt, k)},
     )
     already = PublishResult(done.external_id or "") if done else None
     return PublishJob(request, target.id if target else None, kind, already)
@@ -115,14 +147,15 @@ def prepare_publish(session: Session, post: Post, *, storage: LocalStorage) -> P
 
 def attempt_checkpoint(factory: sessionmaker[Session], attempt_id: str) -> Checkpoint:
     """Durably record a publisher's progress before its next external call."""
-    columns = {"container_id", "external_id"}
 
     def checkpoint(key: str, value: str) -> None:
-        if key not in columns:
-            raise ValueError(f"cannot checkpoint {key!r}: one of {sorted(columns)}")
+        if key not in RESUME_KEYS:
+            raise ValueError(f"cannot checkpoint {key!r}: one of {', '.join(RESUME_KEYS)}")
         with session_scope(factory) as session:
             session.execute(
-                update(PublishAttempt).where(PublishAttempt.id == attempt_id).values({key: value})
+                update(PublishAttempt)
+                .where(PublishAttempt.id == attempt_id)
+                .values({key: value or None})  # "" clears a key
             )
 
     return checkpoint

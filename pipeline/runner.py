@@ -13,23 +13,31 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from models import AttemptStatus, Post, PostStatus, PublishTarget, utcnow
+from models import AttemptStatus, Post, PostStatus, PublishAttempt, PublishTarget, utcnow
 from pipeline.captions import CaptionError
 from pipeline.db import session_scope
 from pipeline.dispatch import Dispatch, Step, release_lease, stable_state_of, take_lease
 from pipeline.generators import GenerationError, Generator
 from pipeline.prompts import PromptError
-from pipeline.publish_step import attempt_checkpoint, finish_attempt, prepare_publish
+from pipeline.publish_step import (
+    MediaLinks,
+    attempt_checkpoint,
+    finish_attempt,
+    prepare_publish,
+    resolve_target,
+)
 from pipeline.publishers.base import (
     AuthExpired,
     OutcomeUnknown,
     PermanentPublishError,
     Publisher,
     QuotaExceeded,
+    TargetUnusable,
 )
+from pipeline.publishers.graph_errors import GraphThrottled
 from pipeline.renditions import RenderError
 from pipeline.scheduler import claim_due
 from pipeline.settings import Settings
@@ -58,7 +66,7 @@ PERMANENT: tuple[type[Exception], ...] = (
     PermanentPublishError,
     StorageError,
 )
-AUTH_RETRY = timedelta(minutes=15)
+WAIT_FOR_PERSON = timedelta(minutes=15)  # re-check a target that needs a person
 
 
 class LeaseLost(RuntimeError):
@@ -150,15 +158,17 @@ def _render(rt: Runtime, post_id: int, run_id: str) -> None:
 
 
 def _publish(rt: Runtime, post_id: int, run_id: str) -> None:
+    links = MediaLinks(rt.settings, rt.clock())
     with session_scope(rt.session_factory) as session:
-        job = prepare_publish(session, session.get_one(Post, post_id), storage=rt.storage)
+        post = session.get_one(Post, post_id)
+        job = prepare_publish(session, post, storage=rt.storage, links=links)
         target = session.get(PublishTarget, job.target_id) if job.target_id else None
     # The attempt row is committed now, before the publisher makes any external call.
     attempt_id = job.request.attempt_id
     if job.already is not None:
         result = job.already
     else:
-        publisher = rt.publisher_factory(target)
+        publisher = _usable_publisher(rt, target)
         result = publisher.publish(job.request, attempt_checkpoint(rt.session_factory, attempt_id))
         with session_scope(rt.session_factory) as session:
             finish_attempt(
@@ -173,6 +183,18 @@ def _publish(rt: Runtime, post_id: int, run_id: str) -> None:
         }
         _finish(rt, session, post_id, Step.PUBLISH, run_id, S.PUBLISHED, values)
     log.info("post %s: published to %s as %s", post_id, job.target_kind, result.external_id)
+
+
+def _usable_publisher(rt: Runtime, target: PublishTarget | None) -> Publisher:
+    if target is not None and target.needs_reauth:
+        raise TargetUnusable(
+            f"publish target {target.name!r} needs re-authorisation: "
+            "enter a new token with `ryla target token`"
+        )
+    try:
+        return rt.publisher_factory(target)
+    except ValueError as exc:  # missing settings, or secrets the key cannot open
+        raise TargetUnusable(f"publish target {target.name if target else '-'!r}: {exc}") from None
 
 
 _STEPS: dict[Step, Callable[[Runtime, int, str], None]] = {
@@ -217,34 +239,48 @@ def _failure_move(
     back = stable_state_of(post.status, post.approved_at is not None)
     if isinstance(exc, OutcomeUnknown):
         return S.UNKNOWN, {"last_error": message}
-    if isinstance(exc, AuthExpired):
-        if post.publish_target_id is not None:
-            session.execute(
-                update(PublishTarget)
-                .where(PublishTarget.id == post.publish_target_id)
-                .values(needs_reauth=True)
-            )
-        return back, {"last_error": message, "next_attempt_at": now + AUTH_RETRY}
+    if isinstance(exc, AuthExpired | TargetUnusable):
+        if isinstance(exc, AuthExpired):
+            _needs_reauth(session, post)
+        return back, {"last_error": message, "next_attempt_at": now + WAIT_FOR_PERSON}
     if isinstance(exc, QuotaExceeded):
-        retry_at = exc.retry_at or now + AUTH_RETRY
-        return back, {"last_error": message, "next_attempt_at": retry_at}
+        return back, {
+            "last_error": message,
+            "next_attempt_at": exc.retry_at or now + WAIT_FOR_PERSON,
+        }
     attempts = post.attempts + 1
-    if isinstance(exc, PERMANENT) or attempts >= rt.settings.max_attempts:
-        if not isinstance(exc, PERMANENT):
-            log.exception("post %s: giving up after %d attempts", post.id, attempts, exc_info=exc)
+    if isinstance(exc, PERMANENT):
         return S.FAILED, {"last_error": message, "attempts": attempts}
-    return back, {
-        "last_error": message,
-        "attempts": attempts,
-        "next_attempt_at": now + _backoff(attempts),
-    }
+    if attempts >= rt.settings.max_attempts:
+        log.error("post %s: giving up after %d attempts", post.id, attempts, exc_info=exc)
+        # A publish that may have reached the target is a person's call, never a silent failure.
+        sent = post.status is S.PUBLISHING and _publish_requested(session, post.id)
+        return (S.UNKNOWN if sent else S.FAILED), {"last_error": message, "attempts": attempts}
+    wait = _backoff(attempts)
+    if isinstance(exc, GraphThrottled) and exc.retry_after:
+        wait = max(wait, timedelta(seconds=exc.retry_after))
+    return back, {"last_error": message, "attempts": attempts, "next_attempt_at": now + wait}
+
+
+def _needs_reauth(session: Session, post: Post) -> None:
+    target = resolve_target(session, post)
+    if target is not None:
+        target.needs_reauth = True
+
+
+def _publish_requested(session: Session, post_id: int) -> bool:
+    return bool(
+        session.scalars(
+            select(PublishAttempt.publish_requested).where(
+                PublishAttempt.post_id == post_id,
+                PublishAttempt.status == AttemptStatus.STARTED,
+                PublishAttempt.publish_requested.is_not(None),
+            )
+        ).first()
+    )
 
 
 def _open_attempt_id(session: Session, post_id: int) -> str | None:
-    from sqlalchemy import select
-
-    from models import PublishAttempt
-
     return session.scalars(
         select(PublishAttempt.id).where(
             PublishAttempt.post_id == post_id, PublishAttempt.status == AttemptStatus.STARTED

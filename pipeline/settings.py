@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     claim_batch: int = Field(200, ge=1, le=10_000)
     redis_visibility_timeout: int = Field(3600, ge=60)
     gpu_cost_per_hour: float = Field(0.0, ge=0)
+    # Instagram container polling: first pause and cap, in seconds (back-off doubles between).
+    graph_poll_first_delay: float = Field(1.0, gt=0, le=60)
+    graph_poll_max_delay: float = Field(30.0, gt=0, le=300)
+    media_url_ttl_hours: int = Field(24, ge=1, le=168)
 
     # Z-Image-Turbo (the ``zimage`` generator): a hub repo id through the HF cache, or a folder.
     zimage_model_id: str = "Tongyi-MAI/Z-Image-Turbo"

@@ -10,11 +10,14 @@ import os
 import socket
 from functools import partial
 
+import httpx
+
 from models import PublishTarget
 from pipeline.db import make_engine, make_session_factory
 from pipeline.generators import select_generator
 from pipeline.publishers import build_publisher
 from pipeline.publishers.base import Publisher
+from pipeline.publishers.graph_errors import install_log_scrubber
 from pipeline.runner import Runtime
 from pipeline.settings import Settings, get_settings
 from pipeline.storage import LocalStorage
@@ -26,18 +29,21 @@ _state: dict[str, object] = {}
 
 def build_runtime(settings: Settings, *, actor: str) -> Runtime:
     factory = make_session_factory(make_engine(settings))
+    # One HTTP client per process: connection reuse, and bounded waits on every call.
+    client = httpx.Client(timeout=httpx.Timeout(30.0, connect=5.0), follow_redirects=False)
+    install_log_scrubber()
     return Runtime(
         settings=settings,
         session_factory=factory,
         storage=LocalStorage(settings.storage_dir),
         generator_factory=partial(select_generator, settings),
-        publisher_factory=partial(_publisher, settings),
+        publisher_factory=partial(_publisher, settings, client),
         actor=actor,
     )
 
 
-def _publisher(settings: Settings, target: PublishTarget | None) -> Publisher:
-    return build_publisher(target, settings=settings)
+def _publisher(settings: Settings, client: httpx.Client, target: PublishTarget | None) -> Publisher:
+    return build_publisher(target, settings=settings, client=client)
 
 
 def current_runtime() -> Runtime:

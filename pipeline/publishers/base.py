@@ -5,7 +5,8 @@ PublishError
 ├── PermanentPublishError   the post is wrong for the target: failed, with the reason
 ├── AuthExpired             the target needs re-authorisation; its posts wait
 ├── QuotaExceeded           the target's window is full; retry at ``retry_at``
-└── OutcomeUnknown          it may or may not be out there: a person decides
+├── OutcomeUnknown          it may or may not be out there: a person decides
+└── TargetUnusable          nothing was sent: the target is misconfigured or needs a new token
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ __all__ = [
     "PublishResult",
     "Publisher",
     "QuotaExceeded",
+    "TargetUnusable",
     "TransientPublishError",
 ]
 
@@ -55,6 +57,10 @@ class QuotaExceeded(PublishError):
 
 class OutcomeUnknown(PublishError):
     """The external effect cannot be verified; never repeat it automatically."""
+
+
+class TargetUnusable(PublishError):
+    """Nothing was sent: the target needs a person (settings, secrets, a new token)."""
 
 
 @dataclass(frozen=True)

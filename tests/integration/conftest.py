@@ -57,7 +57,7 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]
     drop: Callable[[], None] = lambda: None  # noqa: E731
     if request.param == "postgres_redis":
         db_url, drop = fresh_database()
-        env |= {"RYLA_DATABASE_URL": db_url, "RYLA_BROKER_URL": _flushed_redis()}
+        env |= {"RYLA_DATABASE_URL": db_url, "RYLA_BROKER_URL": flushed_redis()}
     settings = Settings(**{k.removeprefix("RYLA_").lower(): v for k, v in env.items()})
     migrate(settings)
     engine = make_engine(settings)
@@ -91,7 +91,7 @@ def fresh_database() -> tuple[str, Callable[[], None]]:
     return f"{base}/{name}", drop
 
 
-def _flushed_redis() -> str:
+def flushed_redis() -> str:
     try:
         redis.Redis.from_url(REDIS_URL, socket_connect_timeout=5).flushdb()
     except redis.RedisError as exc:

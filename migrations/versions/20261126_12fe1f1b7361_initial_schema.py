@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 274bf3472c43
+Revision ID: 12fe1f1b7361
 Revises:
-Create Date: 2026-11-26 12:13:26.482058
+Create Date: 2026-11-26 12:28:11.459577
 """
 
 from collections.abc import Sequence
@@ -13,7 +13,7 @@ from sqlalchemy.dialects import postgresql
 
 import models.base
 
-revision: str = "274bf3472c43"
+revision: str = "12fe1f1b7361"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -444,6 +444,7 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column("container_id", sa.String(length=200), nullable=True),
+        sa.Column("publish_requested", sa.String(length=200), nullable=True),
         sa.Column("external_id", sa.String(length=200), nullable=True),
         sa.Column("error", sa.Text(), nullable=True),
         sa.Column("started_at", models.base.UTCDateTime(timezone=True), nullable=False),

@@ -1,0 +1,159 @@
+"""``ryla target …`` (where posts go), ``ryla serve`` (the media endpoint), ``ryla model …``.
+
+Secrets are prompted for with hidden input (or read from an environment variable), never
+taken as plain command-line values that would land in shell history.
+"""
+
+from __future__ import annotations
+
+import os
+
+import click
+from sqlalchemy import select
+
+from admin.context import CliContext
+from models import Influencer, PublishTarget, TargetKind
+from pipeline.targets import TargetIn, create_target, set_target_secrets
+
+__all__ = ["model", "serve", "target"]
+
+_SECRET_ENV = {
+    "access_token": "RYLA_TARGET_ACCESS_TOKEN",
+    "signing_key": "RYLA_TARGET_SIGNING_KEY",
+    "url": "RYLA_TARGET_WEBHOOK_URL",
+}
+_SECRETS_OF = {
+    TargetKind.INSTAGRAM: ("access_token",),
+    TargetKind.WEBHOOK: ("url", "signing_key"),
+    TargetKind.OUTBOX: (),
+}
+
+
+def _ask_secrets(kind: TargetKind) -> dict[str, str]:
+    values = {}
+    for key in _SECRETS_OF[kind]:
+        env = _SECRET_ENV[key]
+        values[key] = os.environ.get(env) or click.prompt(
+            f"{key.replace('_', ' ')} (or set {env})",
+            hide_input=True,
+            default="",
+            show_default=False,
+        )
+    return values
+
+
+@click.group()
+def target() -> None:
+    """Publish targets: the outbox, a signed webhook, or an Instagram account."""
+
+
+@target.command("add")
+@click.argument("handle")
+@click.argument("name")
+@click.option("--kind", type=click.Choice([k.value for k in TargetKind]), required=True)
+@click.option("--path", default=None, help="outbox: the folder (default: RYLA_DATA_DIR/outbox).")
+@click.option("--ig-user-id", default=None, help="instagram: the Instagram user id.")
+@click.option(
+    "--base-url",
+    default=None,
+    help="instagram: https://graph.instagram.com (default) or graph.facebook.com.",
+)
+@click.option("--api-version", default=None, help="instagram: Graph API version, e.g. v24.0.")
+@click.pass_obj
+def target_add(
+    obj: CliContext,
+    handle: str,
+    name: str,
+    kind: str,
+    path: str | None,
+    ig_user_id: str | None,
+    base_url: str | None,
+    api_version: str | None,
+) -> None:
+    """Add a publish target for an influencer (its first target is its default)."""
+    config = {
+        k: v
+        for k, v in (
+            ("path", path),
+            ("ig_user_id", ig_user_id),
+            ("base_url", base_url),
+            ("api_version", api_version),
+        )
+        if v
+    }
+    data = TargetIn(name, TargetKind(kind), config, _ask_secrets(TargetKind(kind)))
+    with obj.session() as session:
+        created = create_target(session=session, settings=obj.settings, handle=handle, data=data)
+        click.echo(f"target {created.name} ({created.kind}) added for {handle}")
+
+
+@target.command("token")
+@click.argument("name")
+@click.pass_obj
+def target_token(obj: CliContext, name: str) -> None:
+    """Enter new secrets for a target (e.g. a new token); its waiting posts resume."""
+    with obj.session() as session:
+        kind = session.scalars(select(PublishTarget.kind).where(PublishTarget.name == name)).first()
+        secrets = _ask_secrets(kind) if kind else {}
+        set_target_secrets(session=session, settings=obj.settings, name=name, secrets=secrets)
+    click.echo(f"target {name}: secrets replaced")
+
+
+@target.command("list")
+@click.pass_obj
+def target_list(obj: CliContext) -> None:
+    """Every target, its kind and whether it needs a person."""
+    with obj.session() as session:
+        rows = session.execute(
+            select(
+                PublishTarget.name,
+                PublishTarget.kind,
+                Influencer.handle,
+                PublishTarget.needs_reauth,
+            )
+            .join(Influencer, Influencer.id == PublishTarget.influencer_id, isouter=True)
+            .order_by(PublishTarget.id)
+        ).all()
+    if not rows:
+        click.echo("no targets: posts go to the outbox folder")
+    for name, kind, handle, reauth in rows:
+        flag = "  NEEDS RE-AUTHORISATION" if reauth else ""
+        click.echo(f"{name:<24} {kind.value:<10} {handle or '-'}{flag}")
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@click.pass_obj
+def serve(obj: CliContext, host: str, port: int) -> None:
+    """Serve media at signed URLs under RYLA_PUBLIC_BASE_URL, for Instagram to fetch."""
+    from admin.media_server import make_media_server
+
+    obj.log_progress()
+    server = make_media_server(obj.settings, host, port)
+    click.echo(f"serving media on http://{host}:{port} (public: {obj.settings.public_base_url})")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+@click.group()
+def model() -> None:
+    """Model weights for the zimage generator."""
+
+
+@model.command("download")
+@click.pass_obj
+def model_download(obj: CliContext) -> None:
+    """Download Z-Image-Turbo into the HF cache (or RYLA_ZIMAGE_PATH); needs internet."""
+    try:
+        from pipeline.generators import zimage
+    except ImportError as exc:
+        raise click.ClickException(
+            f"the GPU extra is not installed ({exc.name}): pip install 'ryla-pipeline[gpu]'"
+        ) from None
+    click.echo(f"downloading {obj.settings.zimage_model_id} …")
+    click.echo(f"weights in {zimage.download_weights(obj.settings)}")

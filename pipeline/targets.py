@@ -1,0 +1,95 @@
+"""Publish targets: where an influencer's posts go, with secrets encrypted before they are stored.
+
+Every field is checked before anything is written; a secret never appears in an error message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from models import PublishTarget, TargetKind
+from pipeline.catalog import InputError, get_influencer
+from pipeline.crypto import encrypt_secrets
+from pipeline.settings import Settings, load_secret_key
+
+__all__ = ["TargetIn", "create_target", "get_target", "set_target_secrets"]
+
+# kind -> (config keys that must be set, secret keys that must be set)
+REQUIRED: dict[TargetKind, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    TargetKind.OUTBOX: ((), ()),
+    TargetKind.WEBHOOK: ((), ("url", "signing_key")),
+    TargetKind.INSTAGRAM: (("ig_user_id",), ("access_token",)),
+}
+
+
+@dataclass(frozen=True)
+class TargetIn:
+    name: str
+    kind: TargetKind
+    config: Mapping[str, str] = field(default_factory=dict)
+    secrets: Mapping[str, str] = field(default_factory=dict)
+
+
+def _check_url(what: str, url: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.netloc:
+        raise InputError(
+            f"{what} must be an http(s) URL with a host (got a {parts.scheme or 'bare'} value)"
+        )
+
+
+def _validate(data: TargetIn) -> None:
+    config_keys, secret_keys = REQUIRED[data.kind]
+    for key in config_keys:
+        if not data.config.get(key):
+            raise InputError(f"a {data.kind} target needs --{key.replace('_', '-')}")
+    for key in secret_keys:
+        if not data.secrets.get(key):
+            raise InputError(f"a {data.kind} target needs its secret {key.replace('_', ' ')}")
+    if data.kind is TargetKind.WEBHOOK:
+        _check_url("the webhook URL", data.secrets["url"])
+    if data.config.get("base_url"):
+        _check_url("--base-url", data.config["base_url"])
+
+
+def get_target(session: Session, name: str) -> PublishTarget:
+    target = session.scalars(select(PublishTarget).where(PublishTarget.name == name)).first()
+    if target is None:
+        raise InputError(f"unknown publish target {name!r}: list them with `ryla target list`")
+    return target
+
+
+def create_target(
+    *, session: Session, settings: Settings, handle: str, data: TargetIn
+) -> PublishTarget:
+    influencer = get_influencer(session, handle)
+    _validate(data)
+    if session.scalars(select(PublishTarget.id).where(PublishTarget.name == data.name)).first():
+        raise InputError(f"publish target {data.name!r} already exists: choose another name")
+    secrets = {k: v for k, v in data.secrets.items() if v}
+    target = PublishTarget(
+        influencer_id=influencer.id,
+        name=data.name,
+        kind=data.kind,
+        config=dict(data.config),
+        secrets_encrypted=encrypt_secrets(secrets, load_secret_key(settings)) if secrets else None,
+    )
+    session.add(target)
+    session.flush()
+    return target
+
+
+def set_target_secrets(
+    *, session: Session, settings: Settings, name: str, secrets: Mapping[str, str]
+) -> PublishTarget:
+    """Replace a target's secrets (e.g. a new token) and clear its re-authorisation flag."""
+    target = get_target(session, name)
+    _validate(TargetIn(target.name, target.kind, target.config, secrets))
+    target.secrets_encrypted = encrypt_secrets(dict(secrets), load_secret_key(settings))
+    target.needs_reauth = False
+    return target
