@@ -20,13 +20,14 @@ from admin.processes import EMBEDDED_WORKERS, start_workers, stop_workers
 from admin.status import print_status
 from admin.targets_cli import model, serve, target
 from pipeline.catalog import InputError
+from pipeline.feed_plan import PlanError
 from pipeline.prompts import PromptError
 from pipeline.schedule import ScheduleError
 from pipeline.settings import SettingsError
 
 __all__ = ["cli", "main"]
 
-_INPUT_ERRORS = (InputError, ScheduleError, PromptError, SettingsError)
+_INPUT_ERRORS = (InputError, ScheduleError, PromptError, SettingsError, PlanError)
 
 
 class RylaGroup(click.Group):
@@ -87,6 +88,40 @@ def status(obj: CliContext, handle: str | None) -> None:
     """Posts by state, as a table, and the next ones due."""
     with obj.session() as session:
         print_status(session, handle=handle)
+
+
+@cli.command()
+@click.argument("handle")
+@click.option("--days", type=click.IntRange(1, 90), default=14, show_default=True)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Where to write the PNG (default: RYLA_DATA_DIR/plans/HANDLE.png).",
+)
+@click.pass_obj
+def plan(obj: CliContext, handle: str, days: int, out: Path | None) -> None:
+    """Draw the coming feed as a 3-column profile grid (PNG) and print its path."""
+    from models import utcnow
+    from pipeline.catalog import get_influencer
+    from pipeline.feed_plan import draw_feed_plan, plan_tiles
+    from pipeline.storage import LocalStorage
+
+    with obj.session() as session:
+        influencer = get_influencer(session, handle)
+        tiles = plan_tiles(
+            session,
+            influencer_id=influencer.id,
+            days=days,
+            now=utcnow(),
+            storage=LocalStorage(obj.settings.storage_dir),
+        )
+    png = draw_feed_plan(
+        tiles, title=f"@{handle} - next {days} days", subtitle=f"{len(tiles)} posts"
+    )
+    target = out or obj.settings.data_dir / "plans" / f"{handle}.png"
+    LocalStorage(target.parent).put(target.name, png)  # written whole or not at all
+    click.echo(str(target))
 
 
 @cli.command()

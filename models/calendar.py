@@ -1,6 +1,6 @@
 """Content calendars and their slot rules: when an influencer posts, and what to rotate.
 
-A rule is days of week + local times in the influencer's zone, with presets to rotate.
+A rule is days of week + local times, or an RFC 5545 RRULE, in the influencer's zone.
 """
 
 from __future__ import annotations
@@ -24,8 +24,12 @@ class ContentCalendar(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     lead_minutes: Mapped[int] = mapped_column(Integer, default=30)
     formats: Mapped[list[str]] = mapped_column(JSONType, default=lambda: ["feed_portrait"])
+    # Days of posts kept planned ahead; None follows the RYLA_HORIZON_DAYS setting.
+    horizon_days: Mapped[int | None] = mapped_column(Integer, default=None)
     # Posts exist for every slot before this instant; the beat extends it as time passes.
     planned_until: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    # The beat extends the plan at or after this instant (None: at the next tick).
+    expand_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     rules: Mapped[list[SlotRule]] = relationship(
@@ -40,13 +44,19 @@ class SlotRule(Base):
     calendar_id: Mapped[int] = mapped_column(
         ForeignKey("content_calendars.id", ondelete="CASCADE"), index=True
     )
-    # ISO weekdays, 1 = Monday … 7 = Sunday; times as "HH:MM" local wall-clock times.
+    # Simple rule: ISO weekdays, 1 = Monday … 7 = Sunday; times as "HH:MM" local wall times.
     days_of_week: Mapped[list[int]] = mapped_column(JSONType)
     times: Mapped[list[str]] = mapped_column(JSONType)
+    # RRULE rule (days and times then empty): the rule's text, and its DTSTART as a local wall
+    # time "YYYY-MM-DDTHH:MM" (a wall time, so a later zone change keeps the posting hours).
+    rrule: Mapped[str | None] = mapped_column(Text, default=None)
+    dtstart: Mapped[str | None] = mapped_column(String(16), default=None)
     scenes: Mapped[list[str]] = mapped_column(JSONType, default=list)
     environments: Mapped[list[str]] = mapped_column(JSONType, default=list)
     outfits: Mapped[list[str]] = mapped_column(JSONType, default=list)
     caption_text: Mapped[str] = mapped_column(Text, default="")
+    # Rotated like the scenes; variables such as {scene} or {day} are filled at planning time.
+    caption_templates: Mapped[list[str]] = mapped_column(JSONType, default=list)
     hashtags: Mapped[list[str]] = mapped_column(JSONType, default=list)
 
     calendar: Mapped[ContentCalendar] = relationship(back_populates="rules")

@@ -111,6 +111,7 @@ class Post(Base):
     seed: Mapped[int | None] = mapped_column(Integer, default=None)
     caption_text: Mapped[str] = mapped_column(Text, default="")
     caption: Mapped[str] = mapped_column(Text, default="")
+    alt_text: Mapped[str] = mapped_column(Text, default="")
     hashtags: Mapped[list[str]] = mapped_column(JSONType, default=list)
     media_type: Mapped[MediaType] = mapped_column(enum_column(MediaType), default=MediaType.IMAGE)
     formats: Mapped[list[str]] = mapped_column(JSONType, default=lambda: ["feed_portrait"])

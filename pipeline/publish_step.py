@@ -134,7 +134,7 @@ def prepare_publish(
         attempt_id=attempt.id,
         handle=influencer.handle,
         caption=post.caption,
-        alt_text=post.prompt[:1000],
+        alt_text=post.alt_text,
         media_type=post.media_type.value,
         media=_media(session, post, storage, links if kind in URL_KINDS else None),
         publish_at=post.publish_at,

@@ -129,9 +129,17 @@ def _finish(
     run_id: str,
     to: PostStatus,
     values: dict[str, Any],
+    detail: str = "",
 ) -> None:
     if not release_lease(
-        session, post_id, step=step, run_id=run_id, to=to, actor=rt.actor, values=values
+        session,
+        post_id,
+        step=step,
+        run_id=run_id,
+        to=to,
+        actor=rt.actor,
+        values=values,
+        detail=detail,
     ):
         raise LeaseLost(post_id)
 
@@ -154,7 +162,18 @@ def _render(rt: Runtime, post_id: int, run_id: str) -> None:
     outcome = perform_render(job, storage=rt.storage)
     with session_scope(rt.session_factory) as session:
         values = record_render(session, job, outcome)
-        _finish(rt, session, post_id, Step.RENDER, run_id, render_destination(job), values)
+        # Warnings (e.g. more than 5 hashtags) travel in the audit row, not as an error.
+        warnings = "; ".join(outcome.caption.warnings)
+        _finish(
+            rt,
+            session,
+            post_id,
+            Step.RENDER,
+            run_id,
+            render_destination(job),
+            values,
+            detail=f"warning: {warnings}" if warnings else "",
+        )
 
 
 def _publish(rt: Runtime, post_id: int, run_id: str) -> None:

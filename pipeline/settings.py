@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     publish_ahead_seconds: int = Field(120, ge=0, le=300)
     grace_seconds: int = Field(900, ge=0)
     horizon_days: int = Field(14, ge=1, le=366)
+    # The longest horizon a calendar may ask for; the beat expands this many calendars a tick.
+    max_horizon_days: int = Field(366, ge=1, le=366)
+    expand_batch: int = Field(500, ge=1, le=100_000)
     claim_batch: int = Field(200, ge=1, le=10_000)
     redis_visibility_timeout: int = Field(3600, ge=60)
     gpu_cost_per_hour: float = Field(0.0, ge=0)

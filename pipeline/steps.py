@@ -15,12 +15,11 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from models import Asset, AssetKind, Character, Influencer, Post, PostStatus, SeedPolicy
-from pipeline.captions import build_caption
+from pipeline.captions import Caption, build_alt_text, build_caption, caption_variables
 from pipeline.generators import GenerationRequest, Generator
 from pipeline.generators.sizes import native_size
 from pipeline.prompts import Identity, build_prompt
-from pipeline.renditions import Rendition, render_renditions, render_thumbnail
-from pipeline.schedule import zone
+from pipeline.renditions import Rendition, render_set
 from pipeline.storage import LocalStorage, StoredObject
 
 __all__ = [
@@ -163,6 +162,7 @@ class RenderJob:
     variables: dict[str, str]
     default_hashtags: tuple[str, ...]
     post_hashtags: tuple[str, ...]
+    alt_text: str
     needs_approval: bool
 
 
@@ -175,13 +175,9 @@ def prepare_render(session: Session, post: Post) -> RenderJob:
             Asset.kind == AssetKind.RAW,
         )
     ).one()
-    variables = {
-        "scene": post.scene.replace("_", " "),
-        "environment": post.environment.replace("_", " "),
-        "name": influencer.display_name,
-        "handle": influencer.handle,
-        "day": post.publish_at.astimezone(zone(influencer.timezone)).strftime("%A"),
-    }
+    alt_text = build_alt_text(
+        scene=post.scene, environment=post.environment, subject=influencer.display_name
+    )
     return RenderJob(
         post.id,
         post.generation,
@@ -190,9 +186,10 @@ def prepare_render(session: Session, post: Post) -> RenderJob:
         tuple(post.formats),
         influencer.caption_template,
         post.caption_text,
-        variables,
+        caption_variables(influencer=influencer, post=post),
         tuple(influencer.default_hashtags),
         tuple(post.hashtags),
+        alt_text,
         influencer.approval_required,
     )
 
@@ -200,34 +197,43 @@ def prepare_render(session: Session, post: Post) -> RenderJob:
 @dataclass(frozen=True)
 class RenderOutcome:
     files: list[StoredFile]
-    caption: str
-    hashtags: tuple[str, ...]
+    caption: Caption
 
 
 def perform_render(job: RenderJob, *, storage: LocalStorage) -> RenderOutcome:
+    """Caption first (cheap, and a broken one stops the post before any file is written)."""
     caption = build_caption(
         template=job.caption_template,
         text=job.caption_text,
         variables=job.variables,
         default_hashtags=job.default_hashtags,
         post_hashtags=job.post_hashtags,
+        alt_text=job.alt_text,
     )
-    source = storage.get(job.raw_key)
-    renditions = [*render_renditions(source, job.formats), render_thumbnail(source)]
-    files = [_store_rendition(storage, job.prefix, r) for r in renditions]
-    return RenderOutcome(files, caption.text, caption.hashtags)
+    rendered = render_set(storage.get(job.raw_key), job.formats)
+    files = [
+        _store_rendition(storage, job.prefix, r, AssetKind.RENDITION) for r in rendered.renditions
+    ]
+    files.append(_store_rendition(storage, job.prefix, rendered.thumbnail, AssetKind.THUMBNAIL))
+    return RenderOutcome(files, caption)
 
 
-def _store_rendition(storage: LocalStorage, prefix: str, r: Rendition) -> StoredFile:
-    stored = storage.put(f"{prefix}/{r.format}.jpg", r.data)
-    kind = AssetKind.THUMBNAIL if r.format == "thumbnail" else AssetKind.RENDITION
-    return StoredFile(kind, r.format, stored, r.content_type, r.width, r.height, {})
+def _store_rendition(
+    storage: LocalStorage, prefix: str, r: Rendition, kind: AssetKind
+) -> StoredFile:
+    name = "thumbnail" if kind is AssetKind.THUMBNAIL else r.name
+    stored = storage.put(f"{prefix}/{name}.jpg", r.data)
+    return StoredFile(kind, name, stored, r.content_type, r.width, r.height, r.meta)
 
 
 def record_render(session: Session, job: RenderJob, outcome: RenderOutcome) -> dict[str, Any]:
     kinds = [AssetKind.RENDITION, AssetKind.THUMBNAIL]
     _replace_assets(session, job.post_id, job.generation, kinds, outcome.files)
-    return {"caption": outcome.caption, "last_error": None}
+    return {
+        "caption": outcome.caption.text,
+        "alt_text": outcome.caption.alt_text,
+        "last_error": None,
+    }
 
 
 def render_destination(job: RenderJob) -> PostStatus:

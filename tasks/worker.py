@@ -54,12 +54,21 @@ def start_worker(
     ]
     if pool == "solo":
         worker_ready.connect(_warm_generator, weak=False)
+        _one_thread_per_process()
     app.worker_main(argv)
 
 
 @worker_process_init.connect
 def _warm_in_child(**_: object) -> None:
+    _one_thread_per_process()
     _warm_generator()
+
+
+def _one_thread_per_process() -> None:
+    # Prefork already runs one process per core: OpenCV's own thread pool would oversubscribe.
+    import cv2
+
+    cv2.setNumThreads(1)
 
 
 def _warm_generator(**_: object) -> None:

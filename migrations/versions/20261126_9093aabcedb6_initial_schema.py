@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 12fe1f1b7361
+Revision ID: 9093aabcedb6
 Revises:
-Create Date: 2026-11-26 12:28:11.459577
+Create Date: 2026-11-26 12:33:16.538463
 """
 
 from collections.abc import Sequence
@@ -13,7 +13,7 @@ from sqlalchemy.dialects import postgresql
 
 import models.base
 
-revision: str = "12fe1f1b7361"
+revision: str = "9093aabcedb6"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -202,6 +202,7 @@ def upgrade() -> None:
         sa.Column("seed", sa.Integer(), nullable=True),
         sa.Column("caption_text", sa.Text(), nullable=False),
         sa.Column("caption", sa.Text(), nullable=False),
+        sa.Column("alt_text", sa.Text(), nullable=False),
         sa.Column(
             "hashtags",
             sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
