@@ -60,6 +60,8 @@ class Settings(BaseSettings):
     zimage_revision: str | None = None
     zimage_path: Path | None = None
     zimage_memory_mode: str = "auto"  # auto | full | offload
+    # Run Z-Image on the CPU (float32): only for tests and dry runs with tiny weights.
+    zimage_allow_cpu: bool = False
 
     @field_validator("data_dir")
     @classmethod

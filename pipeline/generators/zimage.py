@@ -194,8 +194,10 @@ def _warm_up(
     started = time.perf_counter()
     mode, why = choose_memory_mode(settings.zimage_memory_mode, device)
     if pipeline is None:
+        # bf16 on a GPU; the CPU path (tests, dry runs) computes in float32.
+        dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
         pipeline = ZImagePipeline.from_pretrained(
-            source["model_path"], dtype=torch.bfloat16, local_files_only=True
+            source["model_path"], dtype=dtype, local_files_only=True
         )
     place_pipeline(pipeline, mode, device)
     pipeline.set_progress_bar_config(disable=True)
@@ -224,7 +226,7 @@ def _warm_up(
 def _load_from_disk(settings: Settings) -> _Warm:
     folder, revision = resolve_weights(settings)
     device = execution_device()
-    if device.type != "cuda":
+    if device.type != "cuda" and not settings.zimage_allow_cpu:
         raise GenerationError(
             "Z-Image needs a CUDA GPU and this process sees none (check CUDA_VISIBLE_DEVICES "
             "and the driver), or set RYLA_GENERATOR=preview for placeholders"

@@ -92,7 +92,7 @@ _TINY = _Configs(
         "n_kv_heads": 2,
         "cap_feat_dim": 16,
         "axes_dims": [8, 4, 4],
-        "axes_lens": [256, 32, 32],
+        "axes_lens": [256, 128, 128],  # up to 2048 px: room for every native size
     },
     text_encoder={
         "hidden_size": 16,
