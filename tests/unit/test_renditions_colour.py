@@ -1,18 +1,24 @@
 """Rendition colour: CMYK, 16-bit, palette, alpha, grey and ICC-tagged sources all leave as sRGB.
 
 Test ICC profiles are written byte by byte here, so no profile file needs to ship with the tests.
+Plain PNGs skip Pillow for OpenCV's faster decoder; the last tests pin down which ones may.
 """
 
 from __future__ import annotations
 
 import io
 import struct
+import zlib
+from typing import Any
 
 import numpy as np
 import pytest
 from PIL import Image
+from PIL.PngImagePlugin import PngInfo
+from skimage import data
 
-from pipeline.renditions import RenderError, render_renditions
+from pipeline.jpeg import plain_png_size
+from pipeline.renditions import RenderError, render_renditions, render_set, render_thumbnail
 
 D50 = (0.9642, 1.0, 0.8249)
 
@@ -130,3 +136,98 @@ def test_source_with_an_unusable_icc_profile_is_a_clear_error() -> None:
     Image.new("RGB", (600, 600)).save(buf, "PNG", icc_profile=b"not a profile at all")
     with pytest.raises(RenderError, match="ICC profile"):
         render_renditions(buf.getvalue(), ["feed_square"])
+
+
+# --- the fast PNG decoder ------------------------------------------------------------------
+
+
+def _png_with(image: Image.Image, **options: Any) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, "PNG", **options)
+    return buf.getvalue()
+
+
+def _chunk(kind: bytes, text: str) -> PngInfo:
+    info = PngInfo()
+    info.add(kind, text.encode())
+    return info
+
+
+def _itxt(key: str, text: str) -> PngInfo:
+    info = PngInfo()
+    info.add_itxt(key, text)
+    return info
+
+
+_XMP_SIDEWAYS = '<x:xmpmeta xmlns:x="adobe:ns:meta/"><tiff:Orientation>6</tiff:Orientation>'
+
+
+def _sideways_exif() -> Image.Exif:
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    return exif
+
+
+_RGB = Image.new("RGB", (640, 480), (30, 60, 90))
+
+
+@pytest.mark.parametrize(
+    ("source", "plain"),
+    [
+        (_png_with(_RGB), True),
+        (_png_with(_RGB, dpi=(72, 72), pnginfo=_itxt("Comment", "a prompt")), True),
+        (_png_with(_RGB, icc_profile=b"any profile"), False),
+        (_png_with(_RGB, pnginfo=_chunk(b"gAMA", "\0\0\xb1\x8f")), False),
+        (_png_with(_RGB, transparency=(30, 60, 90)), False),
+        (_png_with(_RGB, exif=_sideways_exif()), False),
+        (_png_with(_RGB, pnginfo=_itxt("XML:com.adobe.xmp", _XMP_SIDEWAYS)), False),
+        (_png_with(_RGB.convert("RGBA")), False),
+        (_png_with(_RGB.convert("L")), False),
+        (_png_with(_RGB.convert("P")), False),
+        (_png_with(_RGB)[:-20], False),
+        (_jpeg(_RGB), False),
+    ],
+    ids=["plain", "dpi-and-text", "icc", "gamma", "transparency", "exif", "xmp", "rgba", "grey",
+         "palette", "truncated", "jpeg"],
+)  # fmt: skip
+def test_only_whole_8_bit_rgb_pngs_with_nothing_that_changes_pixels_are_plain(
+    source: bytes, plain: bool
+) -> None:
+    assert (plain_png_size(source) == (640, 480)) is plain
+
+
+def test_plain_png_decoded_by_opencv_renders_the_same_bytes_as_through_pillow() -> None:
+    astronaut = Image.fromarray(data.astronaut())
+    plain = _png_with(astronaut)
+    through_pillow = _png_with(astronaut, pnginfo=_chunk(b"gAMA", "\0\0\xb1\x8f"))
+    assert plain_png_size(plain) and not plain_png_size(through_pillow)
+    fast, slow = render_set(plain, ["story"]), render_set(through_pillow, ["story"])
+    assert fast.renditions[0].data == slow.renditions[0].data
+    assert fast.thumbnail.data == slow.thumbnail.data
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"exif": _sideways_exif()}, {"pnginfo": _itxt("XML:com.adobe.xmp", _XMP_SIDEWAYS)}],
+    ids=["exif-chunk", "xmp-text"],
+)
+def test_png_orientation_from_exif_or_xmp_is_applied(options: dict[str, Any]) -> None:
+    thumbnail = render_thumbnail(_png_with(_RGB, **options))
+    assert (thumbnail.width, thumbnail.height) == (300, 400)
+
+
+def _png_chunk_bytes(kind: bytes, payload: bytes) -> bytes:
+    crc = zlib.crc32(kind + payload)
+    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", crc)
+
+
+def test_too_little_image_data_in_a_whole_png_is_a_clear_error() -> None:
+    header = struct.pack(">IIBBBBB", 640, 480, 8, 2, 0, 0, 0)
+    short = zlib.compress(b"\0" * 5000)  # 480 rows of 1,921 bytes were promised
+    source = b"\x89PNG\r\n\x1a\n" + b"".join(
+        _png_chunk_bytes(kind, payload)
+        for kind, payload in [(b"IHDR", header), (b"IDAT", short), (b"IEND", b"")]
+    )
+    assert plain_png_size(source) == (640, 480)  # so OpenCV is tried first
+    with pytest.raises(RenderError, match="corrupt or truncated"):
+        render_renditions(source, ["feed_square"])
