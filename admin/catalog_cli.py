@@ -25,7 +25,7 @@ from pipeline.catalog import (
 from pipeline.dispatch import Step
 from pipeline.generators.sizes import NATIVE_SIZES
 from pipeline.schedule import parse_when, zone
-from pipeline.triggers import approve, cancel, trigger
+from pipeline.triggers import approve, cancel, resolve_unknown, trigger
 
 __all__ = ["calendar", "character", "influencer", "post"]
 
@@ -232,6 +232,7 @@ def post_add(
 def _trigger(obj: CliContext, post_id: int, step: Step) -> None:
     from tasks.send import send_dispatches
 
+    obj.require_broker()
     with obj.session() as session:
         dispatch = trigger(
             session, post_id, step, settings=obj.settings, now=utcnow(), actor=obj.actor
@@ -271,10 +272,34 @@ def post_approve(obj: CliContext, post_id: int) -> None:
     """Approve a post that waits for approval."""
     from tasks.send import send_dispatches
 
+    obj.require_broker()
     with obj.session() as session:
         dispatches = approve(session, post_id, settings=obj.settings, now=utcnow(), actor=obj.actor)
     send_dispatches(dispatches, obj.app)
     click.echo(f"post {post_id} approved")
+
+
+@post.command("resolve")
+@click.argument("post_id", type=int)
+@click.option(
+    "--published/--not-published",
+    required=True,
+    help="What you found on the account for a post whose outcome is unknown.",
+)
+@click.option("--media-id", default=None, help="The Instagram media id, when published.")
+@click.pass_obj
+def post_resolve(obj: CliContext, post_id: int, published: bool, media_id: str | None) -> None:
+    """Settle a post whose publish could not be verified (status unknown)."""
+    with obj.session() as session:
+        resolve_unknown(
+            session,
+            post_id,
+            published=published,
+            external_id=media_id,
+            now=utcnow(),
+            actor=obj.actor,
+        )
+    click.echo(f"post {post_id}: {'published' if published else 'failed'}")
 
 
 @post.command("cancel")

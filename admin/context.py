@@ -72,6 +72,17 @@ class CliContext:
 
         return create_app(self.settings)
 
+    def require_broker(self) -> None:
+        """Fail before writing anything when the broker cannot take the message."""
+        try:
+            with self.app.connection_for_write() as conn:
+                conn.ensure_connection(max_retries=1, timeout=5)
+        except Exception as exc:  # kombu raises a zoo of transport errors
+            raise BadInput(
+                f"the broker at {self.app.conf.broker_url.split('@')[-1]} is unreachable "
+                f"({type(exc).__name__}): start it or check RYLA_BROKER_URL; nothing was changed"
+            ) from None
+
     def close(self) -> None:
         if self._engine is not None:
             self._engine.dispose()

@@ -9,7 +9,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Boolean, ForeignKey, String, Text
+from sqlalchemy import Boolean, ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, JSONType, UTCDateTime, enum_column, utcnow
@@ -46,6 +46,16 @@ class PublishTarget(Base):
 
 class PublishAttempt(Base):
     __tablename__ = "publish_attempts"
+    # At most one open attempt per post: two runs can never each start their own.
+    __table_args__ = (
+        Index(
+            "uq_publish_attempts_open_post",
+            "post_id",
+            unique=True,
+            postgresql_where=text("status = 'started'"),
+            sqlite_where=text("status = 'started'"),
+        ),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)  # uuid4, the idempotency key
     post_id: Mapped[int] = mapped_column(ForeignKey("posts.id", ondelete="CASCADE"), index=True)

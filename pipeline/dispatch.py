@@ -22,7 +22,9 @@ __all__ = [
     "STEP_STATUS",
     "Dispatch",
     "InvalidTransition",
+    "LeaseLost",
     "Step",
+    "batch_dispatches",
     "claim",
     "move",
     "move_many",
@@ -48,6 +50,10 @@ STEP_STATUS: dict[Step, PostStatus] = {
 }
 
 
+class LeaseLost(RuntimeError):
+    """The lease moved on (expired and reassigned) while this run worked: its result is dropped."""
+
+
 class InvalidTransition(RuntimeError):
     """Code asked for a move the state machine does not allow: a bug, never input."""
 
@@ -60,6 +66,24 @@ class Dispatch:
     post_id: int
     token: str
     eta: datetime | None = None
+    # Generate only: posts with the same key (size, LoRA) may share one generator call.
+    batch_key: str = ""
+
+
+def batch_dispatches(dispatches: Sequence[Dispatch], size: int) -> list[list[Dispatch]]:
+    """Group generate dispatches claimed together with one batch key, ``size`` at most;
+    every other dispatch travels alone."""
+    groups: dict[tuple[str, str], list[Dispatch]] = {}
+    out: list[list[Dispatch]] = []
+    for d in dispatches:
+        if d.step is not Step.GENERATE:
+            out.append([d])
+            continue
+        group = groups.setdefault((d.token, d.batch_key), [])
+        group.append(d)
+        if len(group) == size:
+            out.append(groups.pop((d.token, d.batch_key)))
+    return out + list(groups.values())
 
 
 def new_token() -> str:

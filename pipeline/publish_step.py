@@ -7,6 +7,7 @@ progress (e.g. an Instagram container id) to the publisher instead of starting o
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -24,10 +25,12 @@ from models import (
     TargetKind,
 )
 from pipeline.db import session_scope
+from pipeline.dispatch import LeaseLost
 from pipeline.media_urls import sign_media_url
 from pipeline.publishers.base import (
     Checkpoint,
     MediaItem,
+    PermanentPublishError,
     PublishRequest,
     PublishResult,
 )
@@ -118,16 +121,20 @@ def prepare_publish(
         .order_by(PublishAttempt.started_at)
     ).all()
     done = next((a for a in attempts if a.status is AttemptStatus.SUCCEEDED), None)
-    open_attempt = next((a for a in attempts if a.status is AttemptStatus.STARTED), None)
-    if open_attempt is None:
-        open_attempt = PublishAttempt(
+    attempt = done or next((a for a in attempts if a.status is AttemptStatus.STARTED), None)
+    if attempt is None:
+        attempt = PublishAttempt(
             id=str(uuid.uuid4()),
             post_id=post.id,
             target_id=target.id if target else None,
             target_kind=kind,
         )
-        session.add(open_attempt)
-    attempt = done or open_attempt
+        session.add(attempt)
+    media = _media(session, post, storage, links if kind in URL_KINDS else None)
+    if not media and done is None:
+        raise PermanentPublishError(
+            f"post {post.id} has no rendered images: run `ryla post generate {post.id}` first"
+        )
     influencer = session.get_one(Influencer, post.influencer_id)
     request = PublishRequest(
         post_id=post.id,
@@ -136,7 +143,7 @@ def prepare_publish(
         caption=post.caption,
         alt_text=post.alt_text,
         media_type=post.media_type.value,
-        media=_media(session, post, storage, links if kind in URL_KINDS else None),
+        media=media,
         publish_at=post.publish_at,
         metadata={"scene": post.scene, "environment": post.environment, "seed": post.seed},
         resume={k: getattr(attempt, k) for k in RESUME_KEYS if getattr(attempt, k)},
@@ -145,13 +152,32 @@ def prepare_publish(
     return PublishJob(request, target.id if target else None, kind, already)
 
 
-def attempt_checkpoint(factory: sessionmaker[Session], attempt_id: str) -> Checkpoint:
-    """Durably record a publisher's progress before its next external call."""
+def attempt_checkpoint(
+    factory: sessionmaker[Session],
+    attempt_id: str,
+    *,
+    post_id: int,
+    run_id: str,
+    settings: Settings,
+    clock: Callable[[], datetime],
+) -> Checkpoint:
+    """Durably record a publisher's progress before its next external call.
+
+    Each checkpoint also renews this run's lease, and raises LeaseLost when another run holds
+    it: a run that was presumed dead must not make the next, irreversible call.
+    """
 
     def checkpoint(key: str, value: str) -> None:
         if key not in RESUME_KEYS:
             raise ValueError(f"cannot checkpoint {key!r}: one of {', '.join(RESUME_KEYS)}")
         with session_scope(factory) as session:
+            renewed = session.execute(
+                update(Post)
+                .where(Post.id == post_id, Post.lease_owner == run_id)
+                .values(lease_expires_at=clock() + timedelta(seconds=settings.lease_seconds))
+            )
+            if renewed.rowcount != 1:  # type: ignore[attr-defined]
+                raise LeaseLost(post_id)
             session.execute(
                 update(PublishAttempt)
                 .where(PublishAttempt.id == attempt_id)

@@ -8,19 +8,28 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import httpx
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from models import AttemptStatus, Post, PostStatus, PublishAttempt, PublishTarget, utcnow
 from pipeline.captions import CaptionError
 from pipeline.db import session_scope
-from pipeline.dispatch import Dispatch, Step, release_lease, stable_state_of, take_lease
-from pipeline.generators import GenerationError, Generator
+from pipeline.dispatch import (
+    STEP_STATUS,
+    Dispatch,
+    LeaseLost,
+    Step,
+    release_lease,
+    stable_state_of,
+    take_lease,
+)
+from pipeline.generators import GeneratedImage, GenerationError, Generator
 from pipeline.prompts import PromptError
 from pipeline.publish_step import (
     MediaLinks,
@@ -42,17 +51,18 @@ from pipeline.renditions import RenderError
 from pipeline.scheduler import claim_due
 from pipeline.settings import Settings
 from pipeline.steps import (
-    perform_generate,
+    GenerateJob,
     perform_render,
     prepare_generate,
     prepare_render,
     record_generate,
     record_render,
     render_destination,
+    store_generated,
 )
 from pipeline.storage import LocalStorage, StorageError
 
-__all__ = ["LeaseLost", "Runtime", "run_step"]
+__all__ = ["LeaseLost", "Runtime", "run_generate", "run_step"]
 
 log = logging.getLogger(__name__)
 S = PostStatus
@@ -69,10 +79,6 @@ PERMANENT: tuple[type[Exception], ...] = (
 WAIT_FOR_PERSON = timedelta(minutes=15)  # re-check a target that needs a person
 
 
-class LeaseLost(RuntimeError):
-    """The lease moved on (expired and reassigned) while this run worked: its result is dropped."""
-
-
 @dataclass
 class Runtime:
     """What a worker process needs to run steps; the generator is built on first use."""
@@ -84,6 +90,7 @@ class Runtime:
     publisher_factory: Callable[[PublishTarget | None], Publisher]
     actor: str
     clock: Callable[[], datetime] = utcnow
+    http: httpx.Client | None = None  # for the periodic jobs (token refresh)
     _generator: Generator | None = field(default=None, init=False, repr=False)
 
     @property
@@ -95,17 +102,10 @@ class Runtime:
 
 def run_step(rt: Runtime, step: Step, post_id: int, token: str) -> list[Dispatch]:
     """Take the lease, do the step, settle the outcome, and claim whatever is due next."""
-    with session_scope(rt.session_factory) as session:
-        run_id = take_lease(
-            session,
-            post_id,
-            step=step,
-            token=token,
-            now=rt.clock(),
-            lease_seconds=rt.settings.lease_seconds,
-        )
+    if step is Step.GENERATE:
+        return run_generate(rt, [post_id], token)
+    run_id = _take_leases(rt, step, [post_id], token).get(post_id)
     if run_id is None:
-        log.info("post %s: %s already taken or moved on; duplicate delivery ignored", post_id, step)
         return []
     try:
         _STEPS[step](rt, post_id, run_id)
@@ -115,10 +115,92 @@ def run_step(rt: Runtime, step: Step, post_id: int, token: str) -> list[Dispatch
     except Exception as exc:  # every other ending is recorded on the post
         _settle_failure(rt, step, post_id, run_id, exc)
         return []
+    return _follow_ups(rt, [post_id])
+
+
+def run_generate(rt: Runtime, post_ids: Sequence[int], token: str) -> list[Dispatch]:
+    """Generate posts claimed together (same size and LoRA) in one generator call.
+
+    Each image has its own seed, so it is what the post would get alone; each post is recorded,
+    or fails, on its own.
+    """
+    runs = _take_leases(rt, Step.GENERATE, post_ids, token)
+    jobs: dict[int, GenerateJob] = {}
+    for post_id, run_id in runs.items():
+        try:
+            with session_scope(rt.session_factory) as session:
+                jobs[post_id] = prepare_generate(session, session.get_one(Post, post_id))
+        except Exception as exc:
+            _settle_failure(rt, Step.GENERATE, post_id, run_id, exc)
+    if not jobs:
+        return []
+    try:
+        images = rt.generator.generate([job.request for job in jobs.values()])
+    except Exception as exc:
+        for post_id in jobs:
+            _settle_failure(rt, Step.GENERATE, post_id, runs[post_id], exc)
+        return []
+    done = [
+        pid
+        for (pid, job), image in zip(jobs.items(), images, strict=True)
+        if _record_generated(rt, job, image, runs[pid])
+    ]
+    return _follow_ups(rt, done)
+
+
+def _record_generated(rt: Runtime, job: GenerateJob, image: GeneratedImage, run_id: str) -> bool:
+    try:
+        raw = store_generated(job, image, rt.storage)
+        with session_scope(rt.session_factory) as session:
+            values = record_generate(session, job, raw)
+            _finish(rt, session, job.post_id, Step.GENERATE, run_id, S.GENERATED, values)
+    except LeaseLost:
+        log.warning("post %s: lease lost during generate; the image was dropped", job.post_id)
+        return False
+    except Exception as exc:
+        _settle_failure(rt, Step.GENERATE, job.post_id, run_id, exc)
+        return False
+    log.info(
+        "post %s: generated %s in %.3f s",
+        job.post_id,
+        raw.stored.key,
+        raw.meta.get("duration_s", 0.0),
+    )
+    return True
+
+
+def _take_leases(rt: Runtime, step: Step, post_ids: Sequence[int], token: str) -> dict[int, str]:
+    """The posts this delivery may work on: a second delivery of a message finds none."""
+    runs = {}
     with session_scope(rt.session_factory) as session:
-        return claim_due(
-            session, settings=rt.settings, now=rt.clock(), post_id=post_id, actor=rt.actor
-        )
+        for post_id in post_ids:
+            run_id = take_lease(
+                session,
+                post_id,
+                step=step,
+                token=token,
+                now=rt.clock(),
+                lease_seconds=rt.settings.lease_seconds,
+            )
+            if run_id is None:
+                log.info(
+                    "post %s: %s already taken or moved on; duplicate delivery ignored",
+                    post_id,
+                    step,
+                )
+            else:
+                runs[post_id] = run_id
+    return runs
+
+
+def _follow_ups(rt: Runtime, post_ids: Sequence[int]) -> list[Dispatch]:
+    dispatches: list[Dispatch] = []
+    with session_scope(rt.session_factory) as session:
+        for post_id in post_ids:
+            dispatches += claim_due(
+                session, settings=rt.settings, now=rt.clock(), post_id=post_id, actor=rt.actor
+            )
+    return dispatches
 
 
 def _finish(
@@ -142,18 +224,6 @@ def _finish(
         detail=detail,
     ):
         raise LeaseLost(post_id)
-
-
-def _generate(rt: Runtime, post_id: int, run_id: str) -> None:
-    with session_scope(rt.session_factory) as session:
-        job = prepare_generate(session, session.get_one(Post, post_id))
-    raw = perform_generate(job, generator=rt.generator, storage=rt.storage)
-    with session_scope(rt.session_factory) as session:
-        values = record_generate(session, job, raw)
-        _finish(rt, session, post_id, Step.GENERATE, run_id, S.GENERATED, values)
-    log.info(
-        "post %s: generated %s in %.3f s", post_id, raw.stored.key, raw.meta.get("duration_s", 0.0)
-    )
 
 
 def _render(rt: Runtime, post_id: int, run_id: str) -> None:
@@ -188,7 +258,15 @@ def _publish(rt: Runtime, post_id: int, run_id: str) -> None:
         result = job.already
     else:
         publisher = _usable_publisher(rt, target)
-        result = publisher.publish(job.request, attempt_checkpoint(rt.session_factory, attempt_id))
+        checkpoint = attempt_checkpoint(
+            rt.session_factory,
+            attempt_id,
+            post_id=post_id,
+            run_id=run_id,
+            settings=rt.settings,
+            clock=rt.clock,
+        )
+        result = publisher.publish(job.request, checkpoint)
         with session_scope(rt.session_factory) as session:
             finish_attempt(
                 session, attempt_id, status=AttemptStatus.SUCCEEDED, now=rt.clock(), result=result
@@ -199,6 +277,7 @@ def _publish(rt: Runtime, post_id: int, run_id: str) -> None:
             "external_id": result.external_id,
             "permalink": result.permalink,
             "last_error": None,
+            "attempts": 0,
         }
         _finish(rt, session, post_id, Step.PUBLISH, run_id, S.PUBLISHED, values)
     log.info("post %s: published to %s as %s", post_id, job.target_kind, result.external_id)
@@ -216,8 +295,8 @@ def _usable_publisher(rt: Runtime, target: PublishTarget | None) -> Publisher:
         raise TargetUnusable(f"publish target {target.name if target else '-'!r}: {exc}") from None
 
 
+# Render and publish, one post per message (generate runs through ``run_generate``).
 _STEPS: dict[Step, Callable[[Runtime, int, str], None]] = {
-    Step.GENERATE: _generate,
     Step.RENDER: _render,
     Step.PUBLISH: _publish,
 }
@@ -233,11 +312,7 @@ def _settle_failure(rt: Runtime, step: Step, post_id: int, run_id: str, exc: Exc
     now = rt.clock()
     with session_scope(rt.session_factory) as session:
         post = session.get_one(Post, post_id)
-        attempt_id = _open_attempt_id(session, post_id) if step is Step.PUBLISH else None
-        to, values = _failure_move(rt, session, post, exc, message, now)
-        if attempt_id and to in (S.FAILED, S.UNKNOWN):
-            status = AttemptStatus.UNKNOWN if to is S.UNKNOWN else AttemptStatus.FAILED
-            finish_attempt(session, attempt_id, status=status, now=now, error=message)
+        to, values, reauth = _failure_move(rt, session, post, step, exc, message, now)
         moved = release_lease(
             session,
             post_id,
@@ -248,43 +323,51 @@ def _settle_failure(rt: Runtime, step: Step, post_id: int, run_id: str, exc: Exc
             detail=message,
             values=values,
         )
+        # Only the run that still holds the lease may close the attempt or flag the target:
+        # a run that lost it must not touch what its successor is using.
+        if moved and step is Step.PUBLISH and to in (S.FAILED, S.UNKNOWN):
+            status = AttemptStatus.UNKNOWN if to is S.UNKNOWN else AttemptStatus.FAILED
+            if attempt_id := _open_attempt_id(session, post_id):
+                finish_attempt(session, attempt_id, status=status, now=now, error=message)
+        if moved and reauth is not None:
+            reauth.needs_reauth = True
     level = logging.ERROR if to in (S.FAILED, S.UNKNOWN) else logging.WARNING
     log.log(level, "post %s: %s -> %s%s", post_id, message, to, "" if moved else " (lease lost)")
 
 
 def _failure_move(
-    rt: Runtime, session: Session, post: Post, exc: Exception, message: str, now: datetime
-) -> tuple[PostStatus, dict[str, Any]]:
-    back = stable_state_of(post.status, post.approved_at is not None)
+    rt: Runtime,
+    session: Session,
+    post: Post,
+    step: Step,
+    exc: Exception,
+    message: str,
+    now: datetime,
+) -> tuple[PostStatus, dict[str, Any], PublishTarget | None]:
+    """Where the post goes, what it records, and a target to flag for re-authorisation."""
+    # From the step, not the row: the row may have moved on (cancelled, reconciled) meanwhile.
+    back = stable_state_of(STEP_STATUS[step], post.approved_at is not None)
     if isinstance(exc, OutcomeUnknown):
-        return S.UNKNOWN, {"last_error": message}
+        return S.UNKNOWN, {"last_error": message}, None
     if isinstance(exc, AuthExpired | TargetUnusable):
-        if isinstance(exc, AuthExpired):
-            _needs_reauth(session, post)
-        return back, {"last_error": message, "next_attempt_at": now + WAIT_FOR_PERSON}
+        reauth = resolve_target(session, post) if isinstance(exc, AuthExpired) else None
+        return back, {"last_error": message, "next_attempt_at": now + WAIT_FOR_PERSON}, reauth
     if isinstance(exc, QuotaExceeded):
-        return back, {
-            "last_error": message,
-            "next_attempt_at": exc.retry_at or now + WAIT_FOR_PERSON,
-        }
+        retry_at = exc.retry_at or now + WAIT_FOR_PERSON
+        return back, {"last_error": message, "next_attempt_at": retry_at}, None
     attempts = post.attempts + 1
     if isinstance(exc, PERMANENT):
-        return S.FAILED, {"last_error": message, "attempts": attempts}
+        return S.FAILED, {"last_error": message, "attempts": attempts}, None
     if attempts >= rt.settings.max_attempts:
         log.error("post %s: giving up after %d attempts", post.id, attempts, exc_info=exc)
         # A publish that may have reached the target is a person's call, never a silent failure.
-        sent = post.status is S.PUBLISHING and _publish_requested(session, post.id)
-        return (S.UNKNOWN if sent else S.FAILED), {"last_error": message, "attempts": attempts}
+        sent = step is Step.PUBLISH and _publish_requested(session, post.id)
+        values = {"last_error": message, "attempts": attempts}
+        return (S.UNKNOWN if sent else S.FAILED), values, None
     wait = _backoff(attempts)
     if isinstance(exc, GraphThrottled) and exc.retry_after:
         wait = max(wait, timedelta(seconds=exc.retry_after))
-    return back, {"last_error": message, "attempts": attempts, "next_attempt_at": now + wait}
-
-
-def _needs_reauth(session: Session, post: Post) -> None:
-    target = resolve_target(session, post)
-    if target is not None:
-        target.needs_reauth = True
+    return back, {"last_error": message, "attempts": attempts, "next_attempt_at": now + wait}, None
 
 
 def _publish_requested(session: Session, post_id: int) -> bool:

@@ -79,6 +79,16 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
+    def _shared_deployments_need_a_key(self) -> Settings:
+        # Every process of a shared deployment must encrypt and sign with the same key.
+        if self.database_url and not self.database_url.startswith("sqlite") and not self.secret_key:
+            raise ValueError(
+                "RYLA_SECRET_KEY is required with a shared database: set the same 32+ random "
+                "characters for every process"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _embedded_defaults(self) -> Settings:
         # The embedded default keeps everything under data_dir: no server to install.
         if not self.database_url:

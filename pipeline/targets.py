@@ -12,10 +12,11 @@ from urllib.parse import urlsplit
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from models import PublishTarget, TargetKind
+from models import PublishTarget, TargetKind, utcnow
 from pipeline.catalog import InputError, get_influencer
 from pipeline.crypto import encrypt_secrets
 from pipeline.settings import Settings, load_secret_key
+from pipeline.tokens import token_dates
 
 __all__ = ["TargetIn", "create_target", "get_target", "set_target_secrets"]
 
@@ -72,11 +73,14 @@ def create_target(
     if session.scalars(select(PublishTarget.id).where(PublishTarget.name == data.name)).first():
         raise InputError(f"publish target {data.name!r} already exists: choose another name")
     secrets = {k: v for k, v in data.secrets.items() if v}
+    config = dict(data.config)
+    if data.kind is TargetKind.INSTAGRAM:
+        config |= token_dates(utcnow())  # a token entered now is fresh: no refresh for 24 h
     target = PublishTarget(
         influencer_id=influencer.id,
         name=data.name,
         kind=data.kind,
-        config=dict(data.config),
+        config=config,
         secrets_encrypted=encrypt_secrets(secrets, load_secret_key(settings)) if secrets else None,
     )
     session.add(target)
@@ -92,4 +96,8 @@ def set_target_secrets(
     _validate(TargetIn(target.name, target.kind, target.config, secrets))
     target.secrets_encrypted = encrypt_secrets(dict(secrets), load_secret_key(settings))
     target.needs_reauth = False
+    if target.kind is TargetKind.INSTAGRAM:
+        stale = {"token_refreshed_at", "token_expires_at"}
+        target.config = {k: v for k, v in target.config.items() if k not in stale}
+        target.config |= token_dates(utcnow())
     return target

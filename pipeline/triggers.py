@@ -16,7 +16,7 @@ from pipeline.dispatch import Dispatch, Step, claim, move
 from pipeline.scheduler import claim_due
 from pipeline.settings import Settings
 
-__all__ = ["approve", "cancel", "trigger"]
+__all__ = ["approve", "cancel", "resolve_unknown", "trigger"]
 
 S = PostStatus
 TRIGGER_FROM: dict[Step, tuple[PostStatus, ...]] = {
@@ -88,3 +88,41 @@ def cancel(session: Session, post_id: int, *, actor: str, reason: str = "") -> N
         values={"lease_owner": None, "lease_expires_at": None},
     ):
         raise InputError(f"post {post_id} is {post.status} and can no longer be cancelled")
+
+
+def resolve_unknown(
+    session: Session,
+    post_id: int,
+    *,
+    published: bool,
+    external_id: str | None,
+    now: datetime,
+    actor: str,
+) -> None:
+    """A person checked the account: the post is out (with its media id) or it is not."""
+    post = _post(session, post_id)
+    if post.status is not S.UNKNOWN:
+        raise InputError(f"post {post_id} is {post.status}: only unknown posts need resolving")
+    if published:
+        move(
+            session,
+            post_id,
+            expected=S.UNKNOWN,
+            to=S.PUBLISHED,
+            actor=actor,
+            detail="confirmed published by a person",
+            values={"published_at": now, "external_id": external_id or post.external_id},
+        )
+    else:
+        move(
+            session,
+            post_id,
+            expected=S.UNKNOWN,
+            to=S.FAILED,
+            actor=actor,
+            detail="confirmed not published by a person",
+            values={
+                "last_error": "not published (confirmed by a person); "
+                f"`ryla post publish {post_id}` sends it again"
+            },
+        )

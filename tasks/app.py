@@ -10,10 +10,11 @@ from kombu import Queue
 
 from pipeline.settings import Settings
 
-__all__ = ["QUEUES", "TASK_NAMES", "create_app"]
+__all__ = ["QUEUES", "REFRESH_TOKENS", "TASK_NAMES", "create_app"]
 
 QUEUES = ("gpu", "cpu", "io")
 TASK_NAMES = {"generate": "ryla.generate", "render": "ryla.render", "publish": "ryla.publish"}
+REFRESH_TOKENS = "ryla.refresh_tokens"
 
 
 def _transport_options(settings: Settings) -> dict[str, object]:
@@ -45,6 +46,7 @@ def create_app(settings: Settings) -> Celery:
             TASK_NAMES["generate"]: {"queue": "gpu"},
             TASK_NAMES["render"]: {"queue": "cpu"},
             TASK_NAMES["publish"]: {"queue": "io"},
+            REFRESH_TOKENS: {"queue": "io"},
         },
         task_serializer="json",
         accept_content=["json"],

@@ -18,11 +18,13 @@ from pipeline.db import make_engine, make_session_factory, session_scope
 from pipeline.locks import beat_lock
 from pipeline.scheduler import TickReport, tick
 from pipeline.settings import Settings
+from tasks.app import REFRESH_TOKENS
 from tasks.send import send_dispatches
 
 __all__ = ["run_beat"]
 
 log = logging.getLogger(__name__)
+HOURLY = 3600.0  # token refresh: cheap to ask, and Meta's tokens live 60 days
 
 
 def run_beat(
@@ -55,12 +57,16 @@ def _tick_until(
     stop: threading.Event,
     on_tick: Callable[[TickReport], None] | None,
 ) -> None:
+    next_hourly = time.monotonic()
     while not stop.is_set():
         started = time.monotonic()
         try:
             with session_scope(factory) as session:
                 report = tick(session, settings=settings, now=utcnow())
             send_dispatches(report.dispatches, app)
+            if started >= next_hourly:
+                app.send_task(REFRESH_TOKENS)
+                next_hourly = started + HOURLY
         except Exception:  # a database or broker outage must not kill the beat
             log.exception("beat tick failed; retrying next tick")
         else:

@@ -6,6 +6,7 @@ shared across a fork).
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from functools import partial
@@ -32,6 +33,8 @@ def build_runtime(settings: Settings, *, actor: str) -> Runtime:
     # One HTTP client per process: connection reuse, and bounded waits on every call.
     client = httpx.Client(timeout=httpx.Timeout(30.0, connect=5.0), follow_redirects=False)
     install_log_scrubber()
+    # httpx logs every request URL at INFO; webhook URLs are secrets (their path is the key).
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     return Runtime(
         settings=settings,
         session_factory=factory,
@@ -39,6 +42,7 @@ def build_runtime(settings: Settings, *, actor: str) -> Runtime:
         generator_factory=partial(select_generator, settings),
         publisher_factory=partial(_publisher, settings, client),
         actor=actor,
+        http=client,
     )
 
 

@@ -8,14 +8,16 @@ from __future__ import annotations
 from celery import shared_task
 
 from pipeline.dispatch import Step
-from pipeline.runner import run_step
+from pipeline.runner import run_generate, run_step
+from pipeline.tokens import refresh_due_tokens
 from tasks.runtime import current_runtime
 from tasks.send import send_dispatches
 
 
 @shared_task(name="ryla.generate", acks_late=True, soft_time_limit=300, time_limit=360)
-def generate(post_id: int, token: str) -> None:
-    send_dispatches(run_step(current_runtime(), Step.GENERATE, post_id, token))
+def generate(post_ids: list[int], token: str) -> None:
+    """Posts claimed together with one size and LoRA: one generator call for all of them."""
+    send_dispatches(run_generate(current_runtime(), post_ids, token))
 
 
 @shared_task(name="ryla.render", acks_late=True, soft_time_limit=60, time_limit=90)
@@ -26,3 +28,11 @@ def render(post_id: int, token: str) -> None:
 @shared_task(name="ryla.publish", acks_late=False, soft_time_limit=420, time_limit=480)
 def publish(post_id: int, token: str) -> None:
     send_dispatches(run_step(current_runtime(), Step.PUBLISH, post_id, token))
+
+
+@shared_task(name="ryla.refresh_tokens", acks_late=False, soft_time_limit=120, time_limit=150)
+def refresh_tokens() -> None:
+    """Renew Instagram-login tokens that are due (the beat sends this every hour)."""
+    rt = current_runtime()
+    assert rt.http is not None
+    refresh_due_tokens(rt.session_factory, settings=rt.settings, client=rt.http, now=rt.clock())

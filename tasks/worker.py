@@ -19,6 +19,7 @@ __all__ = ["start_worker"]
 
 log = logging.getLogger(__name__)
 _WARM_ENV = "RYLA_WARM_GENERATOR"
+GPU_LOAD_SECONDS = 900.0  # loading 20 GB of weights from a cold disk can take minutes
 
 
 def start_worker(
@@ -36,6 +37,10 @@ def start_worker(
         concurrency = 1
         os.environ[_WARM_ENV] = "1"
     app = create_app(settings)
+    if "gpu" in queues:
+        # The model loads in the child before it reports "up"; Celery's default 4 s would kill
+        # every replacement child (after a time limit or a crash) in a loop.
+        app.conf.worker_proc_alive_timeout = GPU_LOAD_SECONDS
     argv = [
         "worker",
         "--queues",

@@ -6,6 +6,8 @@ Heavy imports (torch, diffusers) happen only inside the ``zimage`` module, when 
 from __future__ import annotations
 
 import logging
+import os
+from pathlib import Path
 
 from pipeline.generators.base import (
     GeneratedImage,
@@ -30,10 +32,20 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
+def _nvidia_gpu_visible() -> bool:
+    if os.environ.get("CUDA_VISIBLE_DEVICES") in ("", "-1"):
+        return False
+    return any(Path("/dev").glob("nvidia[0-9]*"))
+
+
 def select_generator(settings: Settings) -> Generator:
     """The generator this process should use, saying which and why."""
     if settings.generator is GeneratorChoice.PREVIEW:
         log.info("generator: preview (RYLA_GENERATOR=preview)")
+        return PreviewGenerator()
+    if settings.generator is GeneratorChoice.AUTO and not _nvidia_gpu_visible():
+        # Decided without importing torch (seconds): laptops start their workers fast.
+        log.info("generator: preview (auto: no NVIDIA GPU on this machine)")
         return PreviewGenerator()
     try:
         from pipeline.generators import zimage

@@ -175,6 +175,8 @@ class _PublishRun:
             return self._result(str(self.resume["external_id"]), container_id)
         if container_id:
             self.publish_requested = self.resume.get("publish_requested") == container_id
+        if container_id is None:
+            self._check_quota()
         for _ in range(self.poll.containers):
             if container_id is None:
                 container_id = self._create_post_container()
@@ -187,6 +189,16 @@ class _PublishRun:
             f"Instagram could not process {self.poll.containers} containers in a row for post "
             f"{self.request.post_id}; will retry with a new one"
         )
+
+    def _check_quota(self) -> None:
+        """Schedule within the account's quota as Meta reports it (the cap is never assumed)."""
+        quota = self.publisher.content_publishing_limit()
+        if quota.remaining == 0:
+            raise QuotaExceeded(
+                f"Instagram publishing quota used up ({quota.usage}/{quota.total} in "
+                f"{quota.duration_seconds // 3600} h); waiting for the window to free",
+                retry_at=self.publisher.quota_frees_at(),
+            )
 
     # -- containers ---------------------------------------------------------------------
 

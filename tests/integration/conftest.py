@@ -6,6 +6,7 @@ Under CI=true a missing PostgreSQL or Redis fails the test; elsewhere it skips w
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -57,7 +58,11 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]
     drop: Callable[[], None] = lambda: None  # noqa: E731
     if request.param == "postgres_redis":
         db_url, drop = fresh_database()
-        env |= {"RYLA_DATABASE_URL": db_url, "RYLA_BROKER_URL": flushed_redis()}
+        env |= {
+            "RYLA_DATABASE_URL": db_url,
+            "RYLA_BROKER_URL": flushed_redis(),
+            "RYLA_SECRET_KEY": secrets.token_urlsafe(32),
+        }
     settings = Settings(**{k.removeprefix("RYLA_").lower(): v for k, v in env.items()})
     migrate(settings)
     engine = make_engine(settings)

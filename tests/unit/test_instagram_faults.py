@@ -247,10 +247,11 @@ def test_revoked_token_is_auth_expired_before_anything_is_made(
     graph.revoke_tokens()
     with pytest.raises(AuthExpired):
         publisher(graph, client).publish(post(media), CheckpointLog())
-    assert graph.containers == {} and graph.calls("create") == 1
+    # The quota read is the first call, so the token is refused before anything is made.
+    assert graph.containers == {} and graph.calls("create") == 0
 
 
-def test_full_quota_defers_to_when_the_window_frees(media: FakeMediaHost) -> None:
+def test_a_full_quota_defers_before_any_container_is_made(media: FakeMediaHost) -> None:
     now = time.time()
     with (
         FakeGraphApi(access_token=TOKEN, quota_total=1, clock=lambda: now) as graph,
@@ -258,12 +259,12 @@ def test_full_quota_defers_to_when_the_window_frees(media: FakeMediaHost) -> Non
     ):
         graph.published.append(Published("1", "2", "IMAGE", "", ("",), now - 1000))
         log = CheckpointLog()
-        with pytest.raises(QuotaExceeded, match="2207042") as caught:
+        with pytest.raises(QuotaExceeded, match=r"quota used up \(1/1 in 24 h\)") as caught:
             publisher(graph, client).publish(post(media), log)
+        assert graph.calls("create") == 0 and log.resume == {}
     frees = datetime.fromtimestamp(now - 1000 + 86_400, UTC)
     assert caught.value.retry_at is not None
     assert frees <= caught.value.retry_at <= frees + timedelta(seconds=90)
-    assert log.resume["container_id"]  # kept for the deferred try
 
 
 def test_suspected_spam_stops_with_no_retry(
@@ -316,3 +317,15 @@ def _closed_port_url() -> str:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     return f"http://127.0.0.1:{port}"
+
+
+def test_a_quota_filled_during_the_publish_keeps_the_container(
+    graph: FakeGraphApi, media: FakeMediaHost, client: httpx.Client
+) -> None:
+    graph.error_next("publish", code=9, subcode=2207042, message="Max posts reached")
+    log = CheckpointLog()
+    with pytest.raises(QuotaExceeded, match="2207042") as caught:
+        publisher(graph, client).publish(post(media), log)
+    assert caught.value.retry_at is not None
+    assert log.resume["container_id"]  # the deferred try publishes this one, not a new one
+    assert graph.published == []

@@ -21,15 +21,15 @@ from models import (
     PublishTarget,
 )
 from pipeline.db import session_scope
-from pipeline.dispatch import Dispatch, Step
+from pipeline.dispatch import Dispatch, Step, batch_dispatches
 from pipeline.generators import GeneratedImage, GenerationRequest, PreviewGenerator
 from pipeline.publishers import build_publisher
-from pipeline.publishers.base import OutcomeUnknown, PublishRequest, PublishResult
-from pipeline.runner import Runtime, run_step
+from pipeline.publishers.base import Checkpoint, OutcomeUnknown, PublishRequest, PublishResult
+from pipeline.runner import Runtime, run_generate, run_step
 from pipeline.scheduler import tick
 from pipeline.settings import Settings
 from pipeline.storage import LocalStorage
-from pipeline.triggers import approve
+from pipeline.triggers import approve, cancel, resolve_unknown, trigger
 from tests.conftest import NOW, add_post
 
 S = PostStatus
@@ -284,3 +284,133 @@ def test_publishing_waits_for_its_time(
     follow = run_step(rt, dispatches[0].step, dispatches[0].post_id, dispatches[0].token)
     render = run_step(rt, follow[0].step, follow[0].post_id, follow[0].token)
     assert [(d.step, d.eta) for d in render] == [(Step.PUBLISH, NOW + timedelta(seconds=60))]
+
+
+@dataclass
+class CountingGenerator:
+    name: str = "counting"
+    calls: list[int] = field(default_factory=list)
+
+    def generate(self, requests: list[GenerationRequest]) -> list[GeneratedImage]:
+        self.calls.append(len(requests))
+        return PreviewGenerator().generate(requests)
+
+
+def test_posts_claimed_together_share_one_generator_call(
+    settings: Settings, factory: sessionmaker[Session], influencer_id: int
+) -> None:
+    ids = [new_post(factory) for _ in range(3)]
+    dispatches = first_tick(settings, factory)
+    assert len({(d.token, d.batch_key) for d in dispatches}) == 1
+    generator = CountingGenerator()
+    rt = make_runtime(settings, factory, generator=generator)
+    follow = run_generate(rt, [d.post_id for d in dispatches], dispatches[0].token)
+    assert generator.calls == [3]
+    assert sorted(d.post_id for d in follow) == ids
+    assert all(post_of(factory, i).status is S.RENDERING for i in ids)
+
+
+def test_a_failed_batch_settles_every_post_in_it(
+    settings: Settings, factory: sessionmaker[Session], influencer_id: int
+) -> None:
+    ids = [new_post(factory) for _ in range(2)]
+    dispatches = first_tick(settings, factory)
+    rt = make_runtime(settings, factory, generator=FlakyGenerator(failures=1))
+    assert run_generate(rt, ids, dispatches[0].token) == []
+    assert [(post_of(factory, i).status, post_of(factory, i).attempts) for i in ids] == [
+        (S.PLANNED, 1),
+        (S.PLANNED, 1),
+    ]
+
+
+def test_posts_of_different_sizes_are_not_batched_together(
+    settings: Settings, factory: sessionmaker[Session], influencer_id: int
+) -> None:
+    new_post(factory, formats=["feed_portrait"])
+    new_post(factory, formats=["story"])
+    new_post(factory, formats=["feed_portrait"])
+    groups = batch_dispatches(first_tick(settings, factory), 4)
+    assert sorted(len(g) for g in groups) == [1, 2]
+
+
+def test_a_step_that_fails_after_the_post_was_cancelled_changes_nothing(
+    settings: Settings, factory: sessionmaker[Session], influencer_id: int
+) -> None:
+    post_id = new_post(factory)
+    (d,) = first_tick(settings, factory)
+
+    class CancelledMidway(FlakyGenerator):
+        def generate(self, requests: list[GenerationRequest]) -> list[GeneratedImage]:
+            with session_scope(factory) as s:
+                cancel(s, post_id, actor="editor")
+            return super().generate(requests)
+
+    assert (
+        run_step(
+            make_runtime(settings, factory, generator=CancelledMidway(9)),
+            d.step,
+            d.post_id,
+            d.token,
+        )
+        == []
+    )
+    assert post_of(factory, post_id).status is S.CANCELLED
+
+
+def test_a_publisher_that_lost_its_lease_cannot_call_out_again(
+    settings: Settings, factory: sessionmaker[Session], influencer_id: int
+) -> None:
+    post_id = new_post(factory)
+
+    class Overtaken(RecordingPublisher):
+        def publish(self, request: PublishRequest, checkpoint: Checkpoint) -> PublishResult:
+            with session_scope(factory) as s:  # the reconciler gave the post to another run
+                s.execute(update(Post).values(lease_owner="run-someone-else"))
+            checkpoint("publish_requested", "c-1")  # before the irreversible call
+            raise AssertionError("unreachable: the checkpoint must stop this run")
+
+    drain(make_runtime(settings, factory, publisher=Overtaken()), first_tick(settings, factory))
+    post = post_of(factory, post_id)
+    assert (post.status, post.lease_owner) == (S.PUBLISHING, "run-someone-else")
+    with factory() as s:
+        assert s.scalars(select(PublishAttempt.publish_requested)).one() is None
+
+
+def test_tries_are_counted_per_step(
+    settings: Settings, factory: sessionmaker[Session], influencer_id: int
+) -> None:
+    post_id = new_post(factory)
+    rt = make_runtime(
+        settings, factory, generator=FlakyGenerator(failures=settings.max_attempts - 1)
+    )
+    for _ in range(settings.max_attempts):
+        with session_scope(factory) as s:
+            s.execute(update(Post).values(next_attempt_at=None))
+        drain(rt, first_tick(settings, factory))
+    post = post_of(factory, post_id)
+    assert (post.status, post.attempts) == (S.PUBLISHED, 0)
+
+
+def test_a_post_without_images_is_never_published(
+    settings: Settings, factory: sessionmaker[Session], influencer_id: int
+) -> None:
+    post_id = new_post(factory)
+    with session_scope(factory) as s:
+        s.execute(update(Post).values(status=S.FAILED))
+        dispatch = trigger(s, post_id, Step.PUBLISH, settings=settings, now=NOW, actor="editor")
+    drain(make_runtime(settings, factory), [dispatch])
+    post = post_of(factory, post_id)
+    assert post.status is S.FAILED and "no rendered images" in (post.last_error or "")
+    assert not settings.outbox_dir.exists()
+
+
+def test_a_person_settles_an_unknown_post(
+    settings: Settings, factory: sessionmaker[Session], influencer_id: int
+) -> None:
+    post_id = new_post(factory)
+    publisher = RecordingPublisher(fail_with=OutcomeUnknown("answer lost"))
+    drain(make_runtime(settings, factory, publisher=publisher), first_tick(settings, factory))
+    with session_scope(factory) as s:
+        resolve_unknown(s, post_id, published=True, external_id="1789", now=NOW, actor="editor")
+    post = post_of(factory, post_id)
+    assert (post.status, post.external_id) == (S.PUBLISHED, "1789")
