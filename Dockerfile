@@ -10,7 +10,8 @@ COPY tasks ./tasks
 COPY admin ./admin
 COPY migrations ./migrations
 RUN pip install ".${EXTRAS:+[$EXTRAS]}" \
- && useradd --create-home --uid 1000 ryla && mkdir -p /data && chown ryla /data
+ && useradd --create-home --uid 1000 ryla \
+ && mkdir -p /data /hf-cache && chown ryla /data /hf-cache
 USER ryla
 ENTRYPOINT ["ryla"]
 CMD ["--help"]

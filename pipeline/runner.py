@@ -136,6 +136,8 @@ def run_generate(rt: Runtime, post_ids: Sequence[int], token: str) -> list[Dispa
         return []
     try:
         images = rt.generator.generate([job.request for job in jobs.values()])
+        if len(images) != len(jobs):
+            raise GenerationError(f"generator returned {len(images)} images for {len(jobs)} posts")
     except Exception as exc:
         for post_id in jobs:
             _settle_failure(rt, Step.GENERATE, post_id, runs[post_id], exc)

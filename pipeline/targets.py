@@ -54,8 +54,17 @@ def _validate(data: TargetIn) -> None:
             raise InputError(f"a {data.kind} target needs its secret {key.replace('_', ' ')}")
     if data.kind is TargetKind.WEBHOOK:
         _check_url("the webhook URL", data.secrets["url"])
-    if data.config.get("base_url"):
-        _check_url("--base-url", data.config["base_url"])
+    if base_url := data.config.get("base_url"):
+        _check_url("--base-url", base_url)
+        host = urlsplit(base_url).hostname or ""
+        if not base_url.startswith("https://") and host not in ("127.0.0.1", "localhost", "::1"):
+            raise InputError(
+                f"--base-url {base_url!r} must use https: the token travels with every request"
+            )
+    if data.kind is TargetKind.INSTAGRAM and not str(data.config["ig_user_id"]).isdigit():
+        raise InputError(
+            f"--ig-user-id {data.config['ig_user_id']!r} must be the numeric Instagram user id"
+        )
 
 
 def get_target(session: Session, name: str) -> PublishTarget:

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from models import utcnow
 from pipeline.db import make_engine, make_session_factory, session_scope
-from pipeline.locks import beat_lock
+from pipeline.locks import LockCheck, beat_lock
 from pipeline.scheduler import TickReport, tick
 from pipeline.settings import Settings
 from tasks.app import REFRESH_TOKENS
@@ -39,13 +39,13 @@ def run_beat(
     factory = make_session_factory(engine)
     try:
         while not stop.is_set():
-            with beat_lock(settings, engine) as held:
-                if not held:
+            with beat_lock(settings, engine) as still_held:
+                if still_held is None:
                     log.warning("another beat holds the lock; standing by")
                     stop.wait(settings.tick_seconds)
                     continue
                 log.info("beat: ticking every %.0f s", settings.tick_seconds)
-                _tick_until(app, settings, factory, stop, on_tick)
+                _tick_until(app, settings, factory, stop, on_tick, still_held)
     finally:
         engine.dispose()
 
@@ -56,9 +56,13 @@ def _tick_until(
     factory: sessionmaker[Session],
     stop: threading.Event,
     on_tick: Callable[[TickReport], None] | None,
+    still_held: LockCheck,
 ) -> None:
     next_hourly = time.monotonic()
     while not stop.is_set():
+        if not still_held():
+            log.error("beat lost its lock (database connection dropped); standing by")
+            return
         started = time.monotonic()
         try:
             with session_scope(factory) as session:

@@ -44,9 +44,11 @@ class OutboxPublisher:
             )
             staging.rename(final)
         except OSError:
-            shutil.rmtree(staging, ignore_errors=True)
             if not final.is_dir():  # a duplicate delivery that won the rename is not an error
                 raise
+        finally:
+            # Whatever stopped us (an OS error, a time limit), no half-written folder remains.
+            shutil.rmtree(staging, ignore_errors=True)
         return self._result(final)
 
     def _manifest(self, request: PublishRequest, names: list[str]) -> dict[str, object]:

@@ -197,3 +197,32 @@ def test_calendar_add_reports_its_rule(ryla: Invoke) -> None:
     )
     assert result.exit_code == 0
     assert "days [1, 2, 3, 4, 5] at 09:00, 18:30" in result.output
+
+
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [
+        (["--ig-user-id", "mia"], "must be the numeric Instagram user id"),
+        (["--ig-user-id", "1784", "--base-url", "http://graph.example.com"], "must use https"),
+    ],
+)
+def test_a_bad_instagram_target_is_refused_and_its_token_never_echoed(
+    ryla: Invoke, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, extra: list[str], needle: str
+) -> None:
+    add_mia(ryla)
+    monkeypatch.setenv("RYLA_TARGET_ACCESS_TOKEN", "IGQVJsecret-token-value")
+    result = ryla("target", "add", "mia", "mia-ig", "--kind", "instagram", *extra)
+    assert_one_line_error(result, needle)
+    assert "IGQVJsecret" not in result.output
+
+
+def test_an_instagram_target_stores_its_token_encrypted(
+    ryla: Invoke, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    add_mia(ryla)
+    monkeypatch.setenv("RYLA_TARGET_ACCESS_TOKEN", "IGQVJsecret-token-value")
+    result = ryla("target", "add", "mia", "mia-ig", "--kind", "instagram", "--ig-user-id", "1784")
+    assert result.exit_code == 0, result.output
+    for stored in (tmp_path / "data").rglob("*"):  # the database, its WAL, every file
+        assert not stored.is_file() or b"IGQVJsecret" not in stored.read_bytes()
+    assert "mia-ig" in ryla("target", "list").output

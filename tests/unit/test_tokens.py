@@ -10,7 +10,7 @@ import httpx
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from models import PublishTarget, TargetKind
+from models import PublishTarget, TargetKind, utcnow
 from pipeline.crypto import decrypt_secrets
 from pipeline.db import session_scope
 from pipeline.settings import Settings, load_secret_key
@@ -46,9 +46,12 @@ def add_target(
         return target.id
 
 
-def refresh(factory: sessionmaker[Session], settings: Settings, when: datetime = NOW) -> int:
-    with session_scope(factory) as s, httpx.Client(timeout=5) as client:
-        return refresh_due_tokens(s, settings=settings, client=client, now=when)
+LATER = NOW + timedelta(days=2)  # a token entered now may be refreshed from tomorrow on
+
+
+def refresh(factory: sessionmaker[Session], settings: Settings, when: datetime = LATER) -> int:
+    with httpx.Client(timeout=5) as client:
+        return refresh_due_tokens(factory, settings=settings, client=client, now=when)
 
 
 @pytest.mark.parametrize(
@@ -88,8 +91,15 @@ def test_a_due_token_is_replaced_encrypted_with_its_new_expiry(
         target = s.get_one(PublishTarget, target_id)
     new = decrypt_secrets(target.secrets_encrypted or "", load_secret_key(settings))
     assert new["access_token"] != TOKEN and new["access_token"] not in target.secrets_encrypted
-    assert target.config["token_refreshed_at"] == NOW.isoformat()
+    assert target.config["token_refreshed_at"] == LATER.isoformat()
     assert refresh(factory, settings) == 0  # fresh now: not again within 24 h
+
+
+def test_a_token_entered_today_is_not_refreshed_today(
+    factory: sessionmaker[Session], settings: Settings, graph: FakeGraphApi, influencer_id: int
+) -> None:
+    add_target(factory, settings, graph)
+    assert refresh(factory, settings, when=utcnow()) == 0
 
 
 def test_a_refused_refresh_flags_the_target_for_a_person(
