@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from admin.calendar_cli import register as register_calendar_commands
 from admin.catalog_cli import calendar, character, influencer, post
 from admin.context import BadInput, CliContext
 from admin.processes import EMBEDDED_WORKERS, start_workers, stop_workers
@@ -63,6 +64,7 @@ def cli(ctx: click.Context, data_dir: Path | None, verbose: bool) -> None:
 
 for _command in (influencer, character, calendar, post, target, serve, model):
     cli.add_command(_command)
+register_calendar_commands(calendar, influencer)  # edit|pause|resume|delete|list|import
 
 
 @cli.command()

@@ -38,6 +38,7 @@ __all__ = [
     "create_influencer",
     "create_post",
     "get_influencer",
+    "pick_character",
 ]
 
 _HANDLE = re.compile(r"^[A-Za-z0-9._]{1,30}$")
@@ -135,7 +136,7 @@ def _character(session: Session, influencer_id: int, name: str) -> Character | N
     ).first()
 
 
-def _pick_character(session: Session, influencer: Influencer, name: str | None) -> Character:
+def pick_character(session: Session, influencer: Influencer, name: str | None) -> Character:
     if name:
         character = _character(session, influencer.id, name)
         if character is None:
@@ -184,7 +185,7 @@ class CalendarIn:
 
 def create_calendar(*, session: Session, handle: str, data: CalendarIn) -> ContentCalendar:
     influencer = get_influencer(session, handle)
-    character = _pick_character(session, influencer, data.character)
+    character = pick_character(session, influencer, data.character)
     try:
         days, times = parse_days(data.days), parse_times(data.times)
     except ScheduleError as exc:
@@ -235,7 +236,7 @@ class PostIn:
 
 def create_post(*, session: Session, handle: str, data: PostIn) -> Post:
     influencer = get_influencer(session, handle)
-    character = _pick_character(session, influencer, data.character)
+    character = pick_character(session, influencer, data.character)
     if data.publish_at.tzinfo is None:
         raise InputError("publish time has no zone: give a local time with the influencer's zone")
     tz = zone(influencer.timezone)

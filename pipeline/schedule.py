@@ -1,34 +1,41 @@
 """Calendar expansion: slot rules in the influencer's zone become post rows, once each.
 
-Local wall times are resolved to UTC instants; each slot has a unique key, so expanding again
-creates nothing new.
+Local wall times (simple days + times, or an RRULE via python-dateutil) resolve to UTC instants;
+each slot has a unique key, so expanding again creates nothing new.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from dateutil.rrule import rrule, rrulestr
 from sqlalchemy import or_, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from models import ContentCalendar, Influencer, Post, SlotRule
+from pipeline.captions import build_caption, caption_variables
+from pipeline.rotation import pick_caption, rotate
+from pipeline.slot_insert import insert_slots
 
 __all__ = [
     "ScheduleError",
     "Slot",
     "expand_calendar",
     "expand_due_calendars",
+    "first_occurrence",
+    "local_label",
     "parse_days",
     "parse_local_time",
+    "parse_rrule",
     "parse_times",
     "parse_when",
     "resolve_local",
+    "slot_rows",
     "slots_for_rule",
     "zone",
 ]
@@ -36,10 +43,12 @@ __all__ = [
 _DAY_NAMES = {"mon": 1, "tue": 2, "wed": 3, "thu": 4, "fri": 5, "sat": 6, "sun": 7}
 _DAY_GROUPS = {"daily": [1, 2, 3, 4, 5, 6, 7], "weekdays": [1, 2, 3, 4, 5], "weekends": [6, 7]}
 _TIME = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
+# How often the beat extends a calendar's plan by the time that has passed.
+EXPAND_EVERY = timedelta(hours=1)
 
 
 class ScheduleError(ValueError):
-    """A zone, day or time in a schedule is not valid."""
+    """A zone, day, time or recurrence rule in a schedule is not valid."""
 
 
 def zone(name: str) -> ZoneInfo:
@@ -120,6 +129,107 @@ def parse_when(text: str, tz: ZoneInfo, now: datetime) -> datetime:
     return resolve_local(parsed.date(), parsed.time(), tz)
 
 
+# --- RRULE ----------------------------------------------------------------------------------
+
+_SLOWEST_FIRST = ("YEARLY", "MONTHLY", "WEEKLY", "DAILY", "HOURLY")
+
+
+def _rrule_parts(text: str) -> dict[str, str]:
+    """The rule's NAME=VALUE parts, for the checks dateutil does not make."""
+    body = text.strip()
+    if body.upper().startswith("RRULE:"):
+        body = body[len("RRULE:") :]
+    if not body or any(c in body for c in "\r\n:"):
+        raise ScheduleError(
+            f"malformed rrule {text!r}: give one RRULE line such as "
+            "FREQ=WEEKLY;BYDAY=MO,TH;BYHOUR=9;BYMINUTE=0 (the start goes in its own field)"
+        )
+    pairs = [part.partition("=") for part in body.upper().split(";") if part]
+    return {name.strip(): value.strip() for name, _, value in pairs}
+
+
+def _check_rrule_parts(text: str, parts: dict[str, str]) -> None:
+    freq = parts.get("FREQ", "")
+    if freq not in _SLOWEST_FIRST:
+        raise ScheduleError(
+            f"rrule {text!r} has FREQ={freq or '(none)'}: use one of "
+            f"{', '.join(_SLOWEST_FIRST)} (posts come at most hourly)"
+        )
+    interval = parts.get("INTERVAL", "1")
+    # dateutil loops forever on INTERVAL=0, so this is checked before it sees the rule.
+    if not interval.isdigit() or int(interval) < 1:
+        raise ScheduleError(f"rrule {text!r} has INTERVAL={interval}: use a whole number >= 1")
+    if parts.get("BYSECOND", "0") != "0":
+        raise ScheduleError(f"rrule {text!r} has BYSECOND: posting times are whole minutes")
+
+
+def parse_rrule(text: str, dtstart: datetime, tz: ZoneInfo) -> rrule:
+    """An RFC 5545 RRULE whose occurrences are local wall times from ``dtstart`` (naive, local).
+
+    A ``UNTIL`` in UTC (``…Z``) needs a zone-aware start in dateutil; either way the wall
+    times are read without their zone and resolved by ``resolve_local``.
+    """
+    _check_rrule_parts(text, _rrule_parts(text))
+    body = text.strip()
+    try:
+        rule = rrulestr(body, dtstart=dtstart)
+    except (ValueError, TypeError, IndexError, KeyError) as first:
+        try:
+            rule = rrulestr(body, dtstart=dtstart.replace(tzinfo=tz))
+        except (ValueError, TypeError, IndexError, KeyError):
+            raise ScheduleError(f"malformed rrule {text!r}: {first}") from None
+    if not isinstance(rule, rrule):  # pragma: no cover - one line never makes an rruleset
+        raise ScheduleError(f"malformed rrule {text!r}: give exactly one RRULE")
+    return rule
+
+
+def first_occurrence(rule: rrule, *, after: datetime, tz: ZoneInfo) -> datetime | None:
+    """The rule's first local wall time at or after the instant ``after`` (None: it has ended).
+
+    dateutil proves a rule empty by scanning up to the year 9999: seconds, once, at input time.
+    """
+    local = after.astimezone(tz).replace(tzinfo=None)
+    for wall in rule:
+        if wall.replace(tzinfo=None) >= local:
+            return wall.replace(tzinfo=None)
+    return None
+
+
+# --- slots ----------------------------------------------------------------------------------
+
+# A Monday: simple rules count their slots from here, so the count never depends on "now".
+_EPOCH = date(2001, 1, 1)
+
+
+def _simple_walls(rule: SlotRule, first: date, last: date) -> Iterator[tuple[datetime, int]]:
+    """(local wall time, slot ordinal) for a days + times rule, ordinals counted from _EPOCH."""
+    days = sorted(rule.days_of_week)
+    times = [parse_local_time(text) for text in rule.times]
+    day = first
+    while day <= last:
+        weekday = day.isoweekday()
+        if weekday in days:
+            weeks = (day - _EPOCH).days // 7
+            before = weeks * len(days) + sum(1 for d in days if d < weekday)
+            for index, at in enumerate(times):
+                yield datetime.combine(day, at), before * len(times) + index
+        day += timedelta(days=1)
+
+
+def _rrule_walls(
+    rule: SlotRule, tz: ZoneInfo, first: date, last: date
+) -> Iterator[tuple[datetime, int]]:
+    """(local wall time, slot ordinal) for an RRULE rule, ordinals counted from its DTSTART."""
+    assert rule.rrule and rule.dtstart
+    parsed = parse_rrule(rule.rrule, datetime.fromisoformat(rule.dtstart), tz)
+    for n, wall in enumerate(parsed):
+        wall = wall.replace(tzinfo=None)
+        if wall.date() > last:
+            return
+        if wall.date() >= first:
+            yield wall, n
+
+
 @dataclass(frozen=True)
 class Slot:
     key: str
@@ -128,85 +238,144 @@ class Slot:
     scene: str
     environment: str
     outfit: str
+    n: int = 0
 
 
-def _pick(options: Sequence[str], n: int) -> str:
-    return options[n % len(options)] if options else ""
+def local_label(instant: datetime, tz: ZoneInfo) -> str:
+    """The wall time people read, e.g. "2026-11-27 09:00 Europe/Berlin" (fits 40 characters)."""
+    local = instant.astimezone(tz)
+    if len(tz.key) > 23:  # the longest zone names would overflow the column: use the offset
+        return local.strftime("%Y-%m-%d %H:%M UTC%z")
+    return local.strftime(f"%Y-%m-%d %H:%M {tz.key}")
 
 
 def slots_for_rule(
     rule: SlotRule, *, tz: ZoneInfo, start: datetime, end: datetime
 ) -> Iterator[Slot]:
     """Every slot of a rule in [start, end), with its deterministic rotation."""
-    day = start.astimezone(tz).date() - timedelta(days=1)
+    first = start.astimezone(tz).date() - timedelta(days=1)
     last = end.astimezone(tz).date() + timedelta(days=1)
-    while day <= last:
-        if day.isoweekday() in rule.days_of_week:
-            for index, text in enumerate(rule.times):
-                at = resolve_local(day, parse_local_time(text), tz)
-                if start <= at < end:
-                    # The slot's ordinal picks its presets: the same plan on every expansion.
-                    n = day.toordinal() * len(rule.times) + index
-                    yield Slot(
-                        key=f"{rule.calendar_id}:{rule.id}:{day.isoformat()}T{text}",
-                        publish_at=at,
-                        local_label=f"{day.isoformat()} {text} {tz.key}",
-                        scene=_pick(rule.scenes, n),
-                        environment=_pick(rule.environments, n // max(1, len(rule.scenes))),
-                        outfit=_pick(rule.outfits, n),
-                    )
-        day += timedelta(days=1)
+    walls = _rrule_walls(rule, tz, first, last) if rule.rrule else _simple_walls(rule, first, last)
+    previous = None
+    for wall, n in walls:
+        at = resolve_local(wall.date(), wall.time(), tz)
+        # Two wall times inside one DST gap land on the same instant: that is one post.
+        if not start <= at < end or at == previous:
+            continue
+        previous = at
+        pick = rotate(n, rule.scenes, rule.environments, rule.outfits)
+        yield Slot(
+            key=f"{rule.calendar_id}:{rule.id}:{wall:%Y-%m-%dT%H:%M}",
+            publish_at=at,
+            local_label=local_label(at, tz),
+            scene=pick.scene,
+            environment=pick.environment,
+            outfit=pick.outfit,
+            n=n,
+        )
+
+
+def fill_caption(template: str, *, influencer: Influencer, slot: Slot) -> str:
+    """A caption template with the slot's variables ({scene}, {day}, {time} …) filled in."""
+    stand_in = Post(
+        publish_at=slot.publish_at,
+        scene=slot.scene,
+        environment=slot.environment,
+        outfit=slot.outfit,
+    )
+    variables = caption_variables(influencer=influencer, post=stand_in)
+    return build_caption(
+        template=template, text="", variables=variables, default_hashtags=(), post_hashtags=()
+    ).text
+
+
+def slot_rows(
+    calendar: ContentCalendar,
+    influencer: Influencer,
+    rules: Iterable[SlotRule],
+    *,
+    start: datetime,
+    end: datetime,
+) -> list[dict[str, Any]]:
+    """The post rows (as insert parameters) of the rules' slots in [start, end)."""
+    tz = zone(influencer.timezone)
+    lead = timedelta(minutes=calendar.lead_minutes)
+    rows = []
+    for rule in rules:
+        for slot in slots_for_rule(rule, tz=tz, start=start, end=end):
+            template = pick_caption(slot.n, rule.caption_templates)
+            rows.append(
+                {
+                    "influencer_id": calendar.influencer_id,
+                    "character_id": calendar.character_id,
+                    "calendar_id": calendar.id,
+                    "slot_key": slot.key,
+                    "publish_at": slot.publish_at,
+                    "generate_at": slot.publish_at - lead,
+                    "local_publish_time": slot.local_label,
+                    "scene": slot.scene,
+                    "environment": slot.environment,
+                    "outfit": slot.outfit,
+                    "caption_text": (
+                        rule.caption_text
+                        if template is None
+                        else fill_caption(template, influencer=influencer, slot=slot)
+                    ),
+                    "hashtags": list(rule.hashtags),
+                    "formats": list(calendar.formats),
+                }
+            )
+    return rows
 
 
 def expand_calendar(
-    session: Session, calendar: ContentCalendar, *, tz: ZoneInfo, start: datetime, end: datetime
+    session: Session,
+    calendar: ContentCalendar,
+    influencer: Influencer,
+    *,
+    start: datetime,
+    end: datetime,
 ) -> int:
     """Create the posts of every slot in [start, end) that does not exist yet."""
-    rows = [
-        {
-            "influencer_id": calendar.influencer_id,
-            "character_id": calendar.character_id,
-            "calendar_id": calendar.id,
-            "slot_key": slot.key,
-            "publish_at": slot.publish_at,
-            "generate_at": slot.publish_at - timedelta(minutes=calendar.lead_minutes),
-            "local_publish_time": slot.local_label,
-            "scene": slot.scene,
-            "environment": slot.environment,
-            "outfit": slot.outfit,
-            "caption_text": rule.caption_text,
-            "hashtags": list(rule.hashtags),
-            "formats": list(calendar.formats),
-        }
-        for rule in calendar.rules
-        for slot in slots_for_rule(rule, tz=tz, start=start, end=end)
-    ]
+    created = insert_slots(
+        session, slot_rows(calendar, influencer, calendar.rules, start=start, end=end)
+    )
     calendar.planned_until = end
-    if not rows:
-        return 0
-    dialect = session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    stmt = insert(Post).on_conflict_do_nothing(index_elements=["slot_key"]).returning(Post.id)
-    return len(list(session.scalars(stmt, rows)))
+    return created
 
 
-def expand_due_calendars(session: Session, *, now: datetime, horizon_days: int) -> int:
-    """Extend every active calendar whose plan ends within an hour of the horizon."""
-    end = now + timedelta(days=horizon_days)
+def horizon_of(calendar: ContentCalendar, default_days: int) -> timedelta:
+    return timedelta(days=calendar.horizon_days or default_days)
+
+
+def expand_due_calendars(
+    session: Session, *, now: datetime, horizon_days: int, limit: int | None = None
+) -> int:
+    """Extend active calendars that are due (at most ``limit`` of them, most overdue first).
+
+    Rows another beat is expanding right now are skipped rather than waited for.
+    """
     stmt = (
-        select(ContentCalendar, Influencer.timezone)
+        select(ContentCalendar, Influencer)
         .join(Influencer, Influencer.id == ContentCalendar.influencer_id)
         .where(
             ContentCalendar.active.is_(True),
             Influencer.active.is_(True),
             or_(
+                ContentCalendar.expand_at.is_(None),
+                ContentCalendar.expand_at <= now,
                 ContentCalendar.planned_until.is_(None),
-                ContentCalendar.planned_until < end - timedelta(hours=1),
             ),
         )
+        .order_by(ContentCalendar.expand_at.is_not(None), ContentCalendar.expand_at)
+        .limit(limit)
+        .options(selectinload(ContentCalendar.rules))
+        .with_for_update(skip_locked=True, of=ContentCalendar)
     )
-    created = 0
-    for calendar, tz_name in session.execute(stmt):
+    rows: list[dict[str, Any]] = []
+    for calendar, influencer in session.execute(stmt):
+        end = now + horizon_of(calendar, horizon_days)
         start = max(now, calendar.planned_until or now)
-        created += expand_calendar(session, calendar, tz=zone(tz_name), start=start, end=end)
-    return created
+        rows += slot_rows(calendar, influencer, calendar.rules, start=start, end=end)
+        calendar.planned_until, calendar.expand_at = end, now + EXPAND_EVERY
+    return insert_slots(session, rows)

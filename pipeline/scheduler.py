@@ -7,13 +7,13 @@ repeated after a crash, find nothing left to do twice.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, select, true
+from sqlalchemy import ColumnElement, and_, or_, select, true
 from sqlalchemy.orm import Session
 
-from models import Influencer, Post, PostStatus
+from models import Character, ContentCalendar, Influencer, Post, PostStatus
 from pipeline.dispatch import (
     Dispatch,
     Step,
@@ -23,10 +23,11 @@ from pipeline.dispatch import (
     locked_ids,
     move_many,
 )
+from pipeline.generators.sizes import native_size
 from pipeline.schedule import expand_due_calendars
 from pipeline.settings import Settings
 
-__all__ = ["TickReport", "claim_due", "reconcile_expired", "tick"]
+__all__ = ["TickReport", "claim_due", "mark_missed", "not_held", "reconcile_expired", "tick"]
 
 log = logging.getLogger(__name__)
 S = PostStatus
@@ -44,7 +45,9 @@ class TickReport:
 
 def tick(session: Session, *, settings: Settings, now: datetime) -> TickReport:
     report = TickReport()
-    report.planned = expand_due_calendars(session, now=now, horizon_days=settings.horizon_days)
+    report.planned = expand_due_calendars(
+        session, now=now, horizon_days=settings.horizon_days, limit=settings.expand_batch
+    )
     report.reconciled, report.failed = reconcile_expired(session, settings=settings, now=now)
     report.missed = mark_missed(session, settings=settings, now=now)
     report.dispatches = claim_due(session, settings=settings, now=now)
@@ -96,13 +99,26 @@ _BACK = [
 ]
 
 
+def not_held() -> ColumnElement[bool]:
+    """Posts of an active influencer and calendar; a paused one's posts stay where they are.
+
+    Written as NOT IN the paused few, which stays cheap however many accounts are active.
+    """
+    paused_influencers = select(Influencer.id).where(Influencer.active.is_(False))
+    paused_calendars = select(ContentCalendar.id).where(ContentCalendar.active.is_(False))
+    return and_(
+        Post.influencer_id.not_in(paused_influencers),
+        or_(Post.calendar_id.is_(None), Post.calendar_id.not_in(paused_calendars)),
+    )
+
+
 def mark_missed(session: Session, *, settings: Settings, now: datetime) -> int:
     """A slot that passed while nothing ran is marked missed, never published as a stale burst."""
     late = now - timedelta(seconds=settings.grace_seconds)
     waiting = [S.PLANNED, S.READY, S.APPROVED]
     ids = locked_ids(
         session,
-        and_(Post.status.in_(waiting), Post.publish_at < late),
+        and_(Post.status.in_(waiting), Post.publish_at < late, not_held()),
         Post.publish_at,
         settings.claim_batch,
     )
@@ -113,6 +129,22 @@ def mark_missed(session: Session, *, settings: Settings, now: datetime) -> int:
             session, ids, expected=waiting, to=S.MISSED, actor=ACTOR, detail=detail, values=values
         )
     )
+
+
+def _with_batch_keys(session: Session, claimed: list[Dispatch]) -> list[Dispatch]:
+    """Label generate dispatches by what one GPU call can share: image size and LoRA."""
+    if not claimed:
+        return claimed
+    rows = session.execute(
+        select(Post.id, Post.formats, Character.lora_path, Character.lora_scale)
+        .join(Character, Character.id == Post.character_id)
+        .where(Post.id.in_([d.post_id for d in claimed]))
+    )
+    keys = {}
+    for post_id, formats, lora, scale in rows:
+        width, height = native_size(formats)
+        keys[post_id] = f"{width}x{height}|{lora or '-'}|{scale:g}"
+    return [replace(d, batch_key=keys.get(d.post_id, "")) for d in claimed]
 
 
 def claim_due(
@@ -128,10 +160,15 @@ def claim_due(
     lease, batch = settings.lease_seconds, settings.claim_batch
     dispatches: list[Dispatch] = []
 
-    active = Post.influencer_id.in_(select(Influencer.id).where(Influencer.active.is_(True)))
-    gen_due = and_(Post.status == S.PLANNED, Post.generate_at <= now, due_filter(now), active)
+    active = not_held()
+    # Past the grace window a slot is missed (mark_missed), never generated or published late:
+    # this also covers claims made outside the tick (a worker's follow-up, an approval).
+    fresh = Post.publish_at >= now - timedelta(seconds=settings.grace_seconds)
+    gen_due = and_(
+        Post.status == S.PLANNED, Post.generate_at <= now, due_filter(now), active, fresh
+    )
     ids = locked_ids(session, and_(gen_due, only), Post.generate_at, batch)
-    dispatches += claim(
+    claimed = claim(
         session,
         ids,
         step=Step.GENERATE,
@@ -140,6 +177,7 @@ def claim_due(
         lease_seconds=lease,
         actor=actor,
     )
+    dispatches += _with_batch_keys(session, claimed)
 
     render_due = and_(Post.status == S.GENERATED, due_filter(now), active)
     ids = locked_ids(session, and_(render_due, only), Post.generate_at, batch)
@@ -156,7 +194,7 @@ def claim_due(
     horizon = now + timedelta(seconds=settings.publish_ahead_seconds)
     publishable = [S.READY, S.APPROVED]
     pub_due = and_(
-        Post.status.in_(publishable), Post.publish_at <= horizon, due_filter(now), active
+        Post.status.in_(publishable), Post.publish_at <= horizon, due_filter(now), active, fresh
     )
     ids = locked_ids(session, and_(pub_due, only), Post.publish_at, batch)
     etas = dict(session.execute(select(Post.id, Post.publish_at).where(Post.id.in_(ids))).all())

@@ -223,3 +223,16 @@ def test_a_second_tick_claims_nothing_twice(
     with session_scope(factory) as s:
         second = tick(s, settings=settings, now=NOW)
     assert len(first.dispatches) == 1 and second.dispatches == []
+
+
+def test_a_ready_post_past_the_grace_window_is_never_published_late(
+    settings: Settings, session: Session, influencer_id: int
+) -> None:
+    stale = add_post(session, at=NOW - timedelta(seconds=settings.grace_seconds + 1))
+    recent = add_post(session, at=NOW - timedelta(seconds=settings.grace_seconds - 1))
+    session.execute(update(Post).values(status=S.READY))
+    # Even a worker's follow-up claim (outside the tick) leaves the stale one for mark_missed.
+    assert [d.post_id for d in claim_due(session, settings=settings, now=NOW)] == [recent]
+    assert mark_missed(session, settings=settings, now=NOW) == 1
+    session.expire_all()
+    assert session.get_one(Post, stale).status is S.MISSED

@@ -1,0 +1,294 @@
+"""``ryla calendar import``: one-off posts and slot rules from CSV or YAML, all or nothing.
+
+Every row is checked (each in its own savepoint) and every error is listed by row; one bad row
+means nothing is imported, because the caller's transaction is rolled back.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+from sqlalchemy.orm import Session
+
+from pipeline.calendars import add_rule
+from pipeline.captions import CaptionError
+from pipeline.catalog import InputError, PostIn, create_post, get_influencer
+from pipeline.prompts import PromptError
+from pipeline.rules import CalendarSettingsIn, RuleIn
+from pipeline.schedule import ScheduleError, parse_when, zone
+from pipeline.settings import Settings
+
+__all__ = ["ImportRejected", "ImportReport", "ImportRow", "import_rows", "read_rows"]
+
+POST_FIELDS = (
+    "handle",
+    "at",
+    "character",
+    "scene",
+    "environment",
+    "outfit",
+    "prompt",
+    "caption",
+    "hashtags",
+    "formats",
+    "lead_minutes",
+)
+RULE_FIELDS = (
+    "handle",
+    "calendar",
+    "character",
+    "days",
+    "times",
+    "rrule",
+    "start",
+    "scenes",
+    "environments",
+    "outfits",
+    "captions",
+    "caption",
+    "hashtags",
+    "formats",
+    "lead_minutes",
+    "horizon_days",
+)
+# Lists: a YAML list, or one cell/string; CSV cells separate items with "|".
+_LISTS = {"scenes", "environments", "outfits", "captions", "hashtags", "formats"}
+# In a YAML string these also split on commas (outfits and captions may contain commas).
+_COMMA_LISTS = {"scenes", "environments", "hashtags", "formats"}
+_ROW_ERRORS = (InputError, ScheduleError, CaptionError, PromptError)
+
+
+@dataclass(frozen=True)
+class ImportRow:
+    number: int  # 1-based, in file order
+    line: int  # the line of the file it starts on
+    kind: str  # "post" or "rule"
+    values: dict[str, Any]  # str, or list[str] for list fields
+
+    @property
+    def where(self) -> str:
+        return f"row {self.number} (line {self.line}, {self.kind})"
+
+
+class ImportRejected(InputError):
+    """At least one row is wrong: nothing was imported; ``errors`` has one line per problem."""
+
+    def __init__(self, source: str, errors: list[str], total: int) -> None:
+        self.errors = errors
+        lines = "\n".join(f"  {e}" for e in errors)
+        super().__init__(
+            f"{len(errors)} problem(s) in {total} row(s) of {source}; nothing was imported:\n"
+            f"{lines}"
+        )
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    posts: int = 0
+    rules: int = 0
+    calendars: int = 0  # created by the import
+
+
+def read_rows(path: Path) -> list[ImportRow]:
+    """The rows of a ``.csv`` or ``.yaml``/``.yml`` file, each with its kind and line."""
+    suffix = path.suffix.lower()
+    if suffix not in (".csv", ".yaml", ".yml"):
+        raise InputError(f"cannot import {path.name!r}: use a .csv, .yaml or .yml file")
+    try:
+        text = path.read_text(encoding="utf-8-sig")  # a BOM from spreadsheet exports is fine
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read {str(path)!r}: {exc}") from None
+    rows = _csv_rows(text, path.name) if suffix == ".csv" else _yaml_rows(text, path.name)
+    if not rows:
+        raise InputError(f"{path.name!r} has no rows: nothing to import")
+    return rows
+
+
+def _csv_rows(text: str, source: str) -> list[ImportRow]:
+    reader = csv.DictReader(io.StringIO(text), restkey="(extra cells)")
+    known = {"kind", *POST_FIELDS, *RULE_FIELDS}
+    unknown = [name for name in reader.fieldnames or [] if name not in known]
+    if unknown or "kind" not in (reader.fieldnames or []):
+        problem = f"unknown column {unknown[0]!r}" if unknown else "no 'kind' column"
+        error = f"line 1: {problem}: columns are kind, {', '.join(sorted(known - {'kind'}))}"
+        raise ImportRejected(source, [error], 0)
+    rows = []
+    for number, record in enumerate(reader, start=1):
+        values = {k: _csv_value(k, v) for k, v in record.items() if v not in (None, "", [])}
+        kind = str(values.pop("kind", "")).strip().lower()
+        rows.append(ImportRow(number, reader.line_num, kind, values))
+    return rows
+
+
+def _csv_value(name: str, cell: str | list[str]) -> str | list[str]:
+    if isinstance(cell, list):  # cells past the header's columns
+        return [str(c) for c in cell]
+    if name in _LISTS:
+        return [item.strip() for item in cell.split("|") if item.strip()]
+    return cell.strip()
+
+
+def _yaml_rows(text: str, source: str) -> list[ImportRow]:
+    try:
+        # BaseLoader keeps every scalar a string: "09:00" must not become 540 (YAML 1.1 base 60).
+        root = yaml.compose(text, Loader=yaml.BaseLoader)
+    except yaml.YAMLError as exc:
+        raise ImportRejected(source, [f"not valid YAML: {exc}"], 0) from None
+    if not isinstance(root, yaml.MappingNode):
+        error = "the file must be a mapping with 'rules:' and/or 'posts:'"
+        raise ImportRejected(source, [error], 0)
+    rows: list[ImportRow] = []
+    for key, section in root.value:
+        kind = {"rules": "rule", "posts": "post"}.get(key.value)
+        if kind is None or not isinstance(section, yaml.SequenceNode):
+            line = key.start_mark.line + 1
+            error = f"line {line}: {key.value!r} is not a list of rules or posts"
+            raise ImportRejected(source, [error], 0)
+        for item in section.value:
+            values = _plain(item) if isinstance(item, yaml.MappingNode) else {"?": _plain(item)}
+            rows.append(ImportRow(len(rows) + 1, item.start_mark.line + 1, kind, values))
+    return rows
+
+
+def _plain(node: yaml.Node) -> Any:
+    if isinstance(node, yaml.MappingNode):
+        return {str(_plain(k)): _plain(v) for k, v in node.value}
+    if isinstance(node, yaml.SequenceNode):
+        return [_plain(v) for v in node.value]
+    return node.value
+
+
+def import_rows(
+    session: Session, rows: list[ImportRow], *, source: str, settings: Settings, now: datetime
+) -> ImportReport:
+    """Apply every row; if any is wrong raise ``ImportRejected`` listing all of them.
+
+    The caller rolls back on that error, so a rejected import writes nothing.
+    """
+    errors: list[str] = []
+    counts: Counter[str] = Counter()
+    for row in rows:
+        try:
+            with session.begin_nested():
+                counts.update(_apply(session, row, settings, now))
+        except _ROW_ERRORS as exc:
+            errors.append(f"{row.where}: {exc}")
+    if errors:
+        raise ImportRejected(source, errors, len(rows))
+    return ImportReport(posts=counts["post"], rules=counts["rule"], calendars=counts["calendar"])
+
+
+def _apply(session: Session, row: ImportRow, settings: Settings, now: datetime) -> list[str]:
+    if row.kind not in ("post", "rule"):
+        raise InputError(f"kind {row.kind!r} is not 'post' or 'rule'")
+    allowed = POST_FIELDS if row.kind == "post" else RULE_FIELDS
+    for name in row.values:
+        if name not in allowed:
+            raise InputError(f"field {name!r} does not apply here: use {', '.join(allowed)}")
+    for name in ("handle", "at") if row.kind == "post" else ("handle", "calendar"):
+        if not _text(row, name):
+            raise InputError(f"{name} is missing")
+    if row.kind == "post":
+        _import_post(session, row, settings, now)
+        return ["post"]
+    return _import_rule(session, row, settings, now)
+
+
+def _import_rule(session: Session, row: ImportRow, settings: Settings, now: datetime) -> list[str]:
+    _, created = add_rule(
+        session=session,
+        handle=_text(row, "handle") or "",
+        calendar_name=_text(row, "calendar") or "",
+        rule=RuleIn(
+            days=_text(row, "days"),
+            times=_text(row, "times"),
+            rrule=_text(row, "rrule"),
+            start=_text(row, "start"),
+            scenes=_list(row, "scenes"),
+            environments=_list(row, "environments"),
+            outfits=_list(row, "outfits"),
+            caption_templates=_list(row, "captions"),
+            caption_text=_text(row, "caption"),
+            hashtags=_list(row, "hashtags"),
+        ),
+        settings_in=CalendarSettingsIn(
+            lead_minutes=_int(row, "lead_minutes"),
+            formats=_list(row, "formats"),
+            horizon_days=_int(row, "horizon_days"),
+        ),
+        character=_text(row, "character"),
+        settings=settings,
+        now=now,
+    )
+    return ["rule", "calendar"] if created else ["rule"]
+
+
+def _import_post(session: Session, row: ImportRow, settings: Settings, now: datetime) -> None:
+    handle, when = _text(row, "handle") or "", _text(row, "at") or ""
+    at = parse_when(when, zone(get_influencer(session, handle).timezone), now)
+    if at < now - timedelta(seconds=settings.grace_seconds):
+        raise InputError(f"at {when!r} is in the past: a one-off post needs a time from now on")
+    lead = _int(row, "lead_minutes")
+    if lead is not None and not 0 <= lead <= 24 * 60:
+        raise InputError(f"lead time {lead} min is out of range: use 0 to 1440")
+    formats = _list(row, "formats") or ["feed_portrait"]
+    data = PostIn(
+        publish_at=at,
+        character=_text(row, "character"),
+        scene=_text(row, "scene") or "",
+        environment=_text(row, "environment") or "",
+        outfit=_text(row, "outfit") or "",
+        prompt_extra=_text(row, "prompt") or "",
+        caption_text=_text(row, "caption") or "",
+        hashtags=_list(row, "hashtags") or [],
+        formats=formats,
+        lead_minutes=30 if lead is None else lead,
+    )
+    create_post(session=session, handle=handle, data=data)
+
+
+def _text(row: ImportRow, name: str) -> str | None:
+    value = row.values.get(name)
+    if value is None:
+        return None
+    if name in ("days", "times"):  # "mon,wed", "mon|wed" or a YAML list all mean the same
+        items = _strings(name, value) if isinstance(value, list) else str(value).split("|")
+        return ",".join(items)
+    if isinstance(value, list):
+        raise InputError(f"{name} takes one value, not a list")
+    return str(value)
+
+
+def _list(row: ImportRow, name: str) -> list[str] | None:
+    value = row.values.get(name)
+    if value is None:
+        return None
+    if isinstance(value, list):
+        return list(_strings(name, value))
+    parts = str(value).split(",") if name in _COMMA_LISTS else [str(value)]
+    return [part.strip() for part in parts]
+
+
+def _strings(name: str, values: list[Any]) -> Iterator[str]:
+    for value in values:
+        if not isinstance(value, str):
+            raise InputError(f"{name} must list plain values, not {value!r}")
+        yield value
+
+
+def _int(row: ImportRow, name: str) -> int | None:
+    text = _text(row, name)
+    if text is None or not text.strip():
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise InputError(f"{name} {text!r} is not a whole number") from None
