@@ -10,10 +10,18 @@ import logging
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, or_, select, true
+from sqlalchemy import ColumnElement, and_, case, or_, select, true
 from sqlalchemy.orm import Session
 
-from models import Character, ContentCalendar, Influencer, Post, PostStatus
+from models import (
+    AttemptStatus,
+    Character,
+    ContentCalendar,
+    Influencer,
+    Post,
+    PostStatus,
+    PublishAttempt,
+)
 from pipeline.dispatch import (
     Dispatch,
     Step,
@@ -59,19 +67,39 @@ def reconcile_expired(session: Session, *, settings: Settings, now: datetime) ->
     ids = locked_ids(session, expired_filter(now), Post.lease_expires_at, settings.claim_batch)
     if not ids:
         return 0, 0
-    out_of_tries = Post.attempts + 1 >= settings.max_attempts
+    # Only a run a worker started costs a try: a claim nobody took (broker down, a long
+    # queue) is simply handed out again.
+    tried = Post.lease_owner.like("run-%")
+    out_of_tries = and_(tried, Post.attempts + 1 >= settings.max_attempts)
     reason = "lease expired: the worker stopped answering"
-    cleared = {"lease_owner": None, "lease_expires_at": None, "attempts": Post.attempts + 1}
+    cleared = {
+        "lease_owner": None,
+        "lease_expires_at": None,
+        "attempts": Post.attempts + case((tried, 1), else_=0),
+    }
+    gave_up = {**cleared, "last_error": f"{reason} (attempts used up)"}
+    # A publish call may have reached the target: a person decides, never a silent failure.
+    unknown = move_many(
+        session,
+        ids,
+        expected=S.PUBLISHING,
+        to=S.UNKNOWN,
+        actor=ACTOR,
+        where=and_(out_of_tries, publish_may_be_out()),
+        detail=reason,
+        values=gave_up,
+    )
     failed = move_many(
         session,
         ids,
         expected=[S.GENERATING, S.RENDERING, S.PUBLISHING],
         to=S.FAILED,
         actor=ACTOR,
-        where=out_of_tries,
+        where=and_(out_of_tries, ~publish_may_be_out()),
         detail=reason,
-        values={**cleared, "last_error": f"{reason} (attempts used up)"},
+        values=gave_up,
     )
+    failed += unknown
     returned = 0
     for src, dst, condition in _BACK:
         returned += len(
@@ -99,6 +127,23 @@ _BACK = [
 ]
 
 
+def publish_may_be_out() -> ColumnElement[bool]:
+    """Posts whose open publish attempt recorded a publish call that may have gone through."""
+    return Post.id.in_(
+        select(PublishAttempt.post_id).where(
+            PublishAttempt.status == AttemptStatus.STARTED,
+            PublishAttempt.publish_requested.is_not(None),
+        )
+    )
+
+
+def open_attempt() -> ColumnElement[bool]:
+    """Posts with a publish attempt in flight: they resume (ask the target), never go stale."""
+    return Post.id.in_(
+        select(PublishAttempt.post_id).where(PublishAttempt.status == AttemptStatus.STARTED)
+    )
+
+
 def not_held() -> ColumnElement[bool]:
     """Posts of an active influencer and calendar; a paused one's posts stay where they are.
 
@@ -118,7 +163,7 @@ def mark_missed(session: Session, *, settings: Settings, now: datetime) -> int:
     waiting = [S.PLANNED, S.READY, S.APPROVED]
     ids = locked_ids(
         session,
-        and_(Post.status.in_(waiting), Post.publish_at < late, not_held()),
+        and_(Post.status.in_(waiting), Post.publish_at < late, not_held(), ~open_attempt()),
         Post.publish_at,
         settings.claim_batch,
     )
@@ -164,6 +209,7 @@ def claim_due(
     # Past the grace window a slot is missed (mark_missed), never generated or published late:
     # this also covers claims made outside the tick (a worker's follow-up, an approval).
     fresh = Post.publish_at >= now - timedelta(seconds=settings.grace_seconds)
+    resumable = or_(fresh, open_attempt())
     gen_due = and_(
         Post.status == S.PLANNED, Post.generate_at <= now, due_filter(now), active, fresh
     )
@@ -194,7 +240,11 @@ def claim_due(
     horizon = now + timedelta(seconds=settings.publish_ahead_seconds)
     publishable = [S.READY, S.APPROVED]
     pub_due = and_(
-        Post.status.in_(publishable), Post.publish_at <= horizon, due_filter(now), active, fresh
+        Post.status.in_(publishable),
+        Post.publish_at <= horizon,
+        due_filter(now),
+        active,
+        resumable,
     )
     ids = locked_ids(session, and_(pub_due, only), Post.publish_at, batch)
     etas = dict(session.execute(select(Post.id, Post.publish_at).where(Post.id.in_(ids))).all())

@@ -8,7 +8,15 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from models import TRANSITIONS, Influencer, Post, PostEvent, PostStatus
+from models import (
+    TRANSITIONS,
+    Influencer,
+    Post,
+    PostEvent,
+    PostStatus,
+    PublishAttempt,
+    TargetKind,
+)
 from pipeline.db import session_scope
 from pipeline.dispatch import InvalidTransition, Step, claim, move, release_lease, take_lease
 from pipeline.scheduler import claim_due, mark_missed, reconcile_expired, tick
@@ -236,3 +244,67 @@ def test_a_ready_post_past_the_grace_window_is_never_published_late(
     assert mark_missed(session, settings=settings, now=NOW) == 1
     session.expire_all()
     assert session.get_one(Post, stale).status is S.MISSED
+
+
+def test_a_claim_no_worker_took_costs_no_try(
+    settings: Settings, session: Session, influencer_id: int
+) -> None:
+    post_id = add_post(session)
+    claim(
+        session,
+        [post_id],
+        step=Step.GENERATE,
+        expected=S.PLANNED,
+        now=NOW - timedelta(hours=1),
+        lease_seconds=60,
+        actor="beat",
+    )  # the message was lost before any worker saw it
+    for _ in range(settings.max_attempts + 1):
+        reconcile_expired(session, settings=settings, now=NOW)
+        session.expire_all()
+        post = session.get_one(Post, post_id)
+        assert (post.status, post.attempts) == (S.PLANNED, 0)
+        claim(
+            session,
+            [post_id],
+            step=Step.GENERATE,
+            expected=S.PLANNED,
+            now=NOW - timedelta(hours=1),
+            lease_seconds=60,
+            actor="beat",
+        )
+
+
+def _open_attempt(session: Session, post_id: int, publish_requested: str | None) -> None:
+    session.add(
+        PublishAttempt(
+            id=f"a-{post_id}",
+            post_id=post_id,
+            target_kind=TargetKind.OUTBOX,
+            container_id="c-1",
+            publish_requested=publish_requested,
+        )
+    )
+    session.flush()
+
+
+def test_a_publish_that_may_be_out_ends_unknown_not_failed(
+    settings: Settings, session: Session, influencer_id: int
+) -> None:
+    post_id = add_post(session)
+    _expire(session, post_id, S.PUBLISHING, attempts=settings.max_attempts - 1)
+    _open_attempt(session, post_id, publish_requested="c-1")
+    assert reconcile_expired(session, settings=settings, now=NOW) == (0, 1)
+    session.expire_all()
+    assert session.get_one(Post, post_id).status is S.UNKNOWN
+
+
+def test_a_publish_in_flight_is_resumed_however_late_never_marked_missed(
+    settings: Settings, session: Session, influencer_id: int
+) -> None:
+    post_id = add_post(session, at=NOW - timedelta(hours=3))
+    session.execute(update(Post).values(status=S.READY))
+    _open_attempt(session, post_id, publish_requested=None)
+    assert mark_missed(session, settings=settings, now=NOW) == 0
+    (d,) = claim_due(session, settings=settings, now=NOW)
+    assert (d.step, d.post_id) == (Step.PUBLISH, post_id)
