@@ -27,17 +27,10 @@ NEW_COMMANDS = [
 
 
 @pytest.fixture
-def ryla(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Invoke:
-    for name in ("RYLA_DATABASE_URL", "RYLA_BROKER_URL", "RYLA_SECRET_KEY"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("RYLA_DATA_DIR", str(tmp_path / "data"))
-    runner = CliRunner()
-
-    def invoke(*args: str) -> Result:
-        return runner.invoke(cli, list(args), catch_exceptions=False)
-
+def ryla(ryla: Invoke) -> Invoke:
+    """The CLI with one influencer, character and daily calendar already added."""
+    invoke = ryla
     for args in (
-        ["init"],
         ["influencer", "add", "mia", "--name", "Mia", "--timezone", "Europe/Berlin"],
         ["character", "add", "mia", "Mia"],
         ["calendar", "add", "mia", "main", "--days", "daily", "--times", "09:00"],

@@ -15,20 +15,6 @@ from models import Character, ContentCalendar, Influencer, Post
 Invoke = Callable[..., Result]
 
 
-@pytest.fixture
-def ryla(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Invoke:
-    for name in ("RYLA_DATABASE_URL", "RYLA_BROKER_URL", "RYLA_SECRET_KEY"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("RYLA_DATA_DIR", str(tmp_path / "data"))
-    runner = CliRunner()
-
-    def invoke(*args: str) -> Result:
-        return runner.invoke(cli, list(args), catch_exceptions=False)
-
-    assert invoke("init").exit_code == 0
-    return invoke
-
-
 def counts(tmp_path: Path) -> tuple[int, ...]:
     engine = create_engine(f"sqlite:///{tmp_path / 'data' / 'ryla.db'}")
     with engine.connect() as conn:
