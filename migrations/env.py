@@ -5,6 +5,8 @@ SQLite runs in batch mode so ALTERs work there too.
 
 from __future__ import annotations
 
+import os
+
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
@@ -12,7 +14,13 @@ import models
 from pipeline.settings import get_settings
 
 config = context.config
-url = config.attributes.get("database_url") or get_settings().database_url
+# `ryla init` passes the URL; the alembic command line reads it from the environment (a
+# migration needs no other setting, so no secret key is asked for here).
+url = (
+    config.attributes.get("database_url")
+    or os.environ.get("RYLA_DATABASE_URL")
+    or get_settings().database_url
+)
 target_metadata = models.Base.metadata
 
 

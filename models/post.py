@@ -81,7 +81,7 @@ class Post(Base):
     )
     character_id: Mapped[int] = mapped_column(ForeignKey("characters.id", ondelete="CASCADE"))
     calendar_id: Mapped[int | None] = mapped_column(
-        ForeignKey("content_calendars.id", ondelete="SET NULL"), default=None
+        ForeignKey("content_calendars.id", ondelete="SET NULL"), default=None, index=True
     )
     # "<calendar>:<rule>:<local date>T<local time>": expansion creates each slot once.
     slot_key: Mapped[str | None] = mapped_column(String(120), unique=True, default=None)

@@ -25,7 +25,7 @@ from models import (
 )
 from pipeline.generators.sizes import NATIVE_SIZES
 from pipeline.prompts import ENVIRONMENTS, SCENES
-from pipeline.schedule import ScheduleError, parse_days, parse_times, zone
+from pipeline.schedule import ScheduleError, local_label, parse_days, parse_times, zone
 
 __all__ = [
     "CalendarIn",
@@ -245,7 +245,7 @@ def create_post(*, session: Session, handle: str, data: PostIn) -> Post:
         character_id=character.id,
         publish_at=data.publish_at,
         generate_at=data.publish_at - timedelta(minutes=data.lead_minutes),
-        local_publish_time=data.publish_at.astimezone(tz).strftime(f"%Y-%m-%d %H:%M {tz.key}"),
+        local_publish_time=local_label(data.publish_at, tz),
         scene=_check_presets("scene", [data.scene], SCENES)[0] if data.scene else "",
         environment=(
             _check_presets("environment", [data.environment], ENVIRONMENTS)[0]

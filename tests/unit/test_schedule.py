@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from models import ContentCalendar, Post
+from models import ContentCalendar, Influencer, Post
 from pipeline.catalog import CalendarIn, create_calendar
 from pipeline.schedule import (
     ScheduleError,
@@ -22,7 +22,7 @@ from pipeline.schedule import (
 )
 from pipeline.settings import Settings
 from tests.calendar_kit import make_calendar, make_influencer, plan
-from tests.conftest import NOW
+from tests.conftest import NOW, add_influencer, add_post
 
 BERLIN = ZoneInfo("Europe/Berlin")
 
@@ -311,3 +311,10 @@ def test_a_long_zone_name_keeps_the_label_within_its_column() -> None:
     tz = ZoneInfo("America/Argentina/ComodRivadavia")
     label = local_label(datetime(2026, 11, 26, 12, 0, tzinfo=UTC), tz)
     assert label == "2026-11-26 09:00 UTC-0300"
+
+
+def test_a_one_off_post_in_a_long_named_zone_fits_its_label_column(session: Session) -> None:
+    add_influencer(session, handle="ana")
+    session.execute(update(Influencer).values(timezone="America/Argentina/ComodRivadavia"))
+    post = session.get_one(Post, add_post(session, "ana"))
+    assert len(post.local_publish_time) <= 40 and "UTC" in post.local_publish_time

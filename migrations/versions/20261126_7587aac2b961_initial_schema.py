@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 29081334d632
+Revision ID: 7587aac2b961
 Revises:
-Create Date: 2026-11-26 13:25:51.979424
+Create Date: 2026-11-26 13:38:49.715819
 """
 
 from collections.abc import Sequence
@@ -13,7 +13,7 @@ from sqlalchemy.dialects import postgresql
 
 import models.base
 
-revision: str = "29081334d632"
+revision: str = "7587aac2b961"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -260,6 +260,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_posts")),
         sa.UniqueConstraint("slot_key", name=op.f("uq_posts_slot_key")),
     )
+    op.create_index(op.f("ix_posts_calendar_id"), "posts", ["calendar_id"], unique=False)
     op.create_index(op.f("ix_posts_influencer_id"), "posts", ["influencer_id"], unique=False)
     op.create_index("ix_posts_status_generate_at", "posts", ["status", "generate_at"], unique=False)
     op.create_index(
@@ -507,6 +508,7 @@ def downgrade() -> None:
     op.drop_index("ix_posts_status_lease_expires_at", table_name="posts")
     op.drop_index("ix_posts_status_generate_at", table_name="posts")
     op.drop_index(op.f("ix_posts_influencer_id"), table_name="posts")
+    op.drop_index(op.f("ix_posts_calendar_id"), table_name="posts")
     op.drop_table("posts")
     op.drop_table("content_calendars")
     op.drop_index(op.f("ix_publish_targets_influencer_id"), table_name="publish_targets")
