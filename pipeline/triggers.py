@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from models import Post, PostStatus, can_move
+from models import AttemptStatus, Post, PostStatus, PublishAttempt, can_move
 from pipeline.catalog import InputError
 from pipeline.dispatch import Dispatch, Step, claim, move
 from pipeline.scheduler import claim_due
@@ -44,6 +44,8 @@ def trigger(
             f"post {post_id} is {post.status}: {step} applies to posts that are "
             f"{', '.join(allowed)}"
         )
+    if step is not Step.PUBLISH:
+        _supersede_open_attempt(session, post, now)
     (dispatch,) = claim(
         session,
         [post_id],
@@ -53,8 +55,31 @@ def trigger(
         lease_seconds=settings.lease_seconds,
         actor=actor,
     )
-    session.execute(update(Post).where(Post.id == post_id).values(attempts=0))
+    # New images need a new approval; a person's retry starts with fresh tries.
+    reset: dict[str, object] = {"attempts": 0}
+    if step is not Step.PUBLISH:
+        reset["approved_at"] = None
+    session.execute(update(Post).where(Post.id == post_id).values(reset))
     return dispatch
+
+
+def _supersede_open_attempt(session: Session, post: Post, now: datetime) -> None:
+    """New images make an unfinished publish of the old ones moot, unless it may be out."""
+    attempt = session.scalars(
+        select(PublishAttempt).where(
+            PublishAttempt.post_id == post.id, PublishAttempt.status == AttemptStatus.STARTED
+        )
+    ).first()
+    if attempt is None:
+        return
+    if attempt.publish_requested:
+        raise InputError(
+            f"post {post.id} may already be out (container {attempt.publish_requested} was "
+            f"sent for publishing): let that publish settle first (`ryla post show {post.id}`)"
+        )
+    attempt.status = AttemptStatus.FAILED
+    attempt.finished_at = now
+    attempt.error = "superseded: the post is being generated or rendered again"
 
 
 def approve(

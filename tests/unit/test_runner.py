@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -20,6 +21,7 @@ from models import (
     PublishAttempt,
     PublishTarget,
 )
+from pipeline.catalog import InputError
 from pipeline.db import session_scope
 from pipeline.dispatch import Dispatch, Step, batch_dispatches
 from pipeline.generators import GeneratedImage, GenerationRequest, PreviewGenerator
@@ -414,3 +416,35 @@ def test_a_person_settles_an_unknown_post(
         resolve_unknown(s, post_id, published=True, external_id="1789", now=NOW, actor="editor")
     post = post_of(factory, post_id)
     assert (post.status, post.external_id) == (S.PUBLISHED, "1789")
+
+
+def test_regenerating_drops_an_unfinished_publish_of_the_old_images(
+    settings: Settings, factory: sessionmaker[Session], influencer_id: int
+) -> None:
+    post_id = new_post(factory)
+    publisher = RecordingPublisher(fail_with=ConnectionError("reset by peer"))
+    rt = make_runtime(settings, factory, publisher=publisher)
+    drain(rt, first_tick(settings, factory))  # a container was made for generation 1
+    with session_scope(factory) as s:
+        dispatch = trigger(s, post_id, Step.GENERATE, settings=settings, now=NOW, actor="editor")
+    publisher.fail_with = None
+    drain(rt, [dispatch])
+    (request,) = publisher.sent
+    assert request.resume == {}  # a new container for the new images
+    assert post_of(factory, post_id).generation == 2
+
+
+def test_a_post_that_may_be_out_cannot_be_regenerated(
+    settings: Settings, factory: sessionmaker[Session], influencer_id: int
+) -> None:
+    post_id = new_post(factory)
+    drain(
+        make_runtime(
+            settings, factory, publisher=RecordingPublisher(fail_with=ConnectionError("lost"))
+        ),
+        first_tick(settings, factory),
+    )
+    with session_scope(factory) as s:
+        s.execute(update(PublishAttempt).values(publish_requested="c-1"))
+    with session_scope(factory) as s, pytest.raises(InputError, match="may already be out"):
+        trigger(s, post_id, Step.GENERATE, settings=settings, now=NOW, actor="editor")
