@@ -195,6 +195,13 @@ def post() -> None:
 @click.option("--hashtag", "hashtags", multiple=True)
 @click.option("--format", "formats", multiple=True, help=f"One of {', '.join(NATIVE_SIZES)}.")
 @click.option("--lead-minutes", type=click.IntRange(0, 1440), default=30, show_default=True)
+@click.option(
+    "--images",
+    type=int,
+    default=1,
+    show_default=True,
+    help="2-10 make a carousel, every image at the first format's ratio.",
+)
 @click.pass_obj
 def post_add(
     obj: CliContext,
@@ -209,8 +216,9 @@ def post_add(
     hashtags: tuple[str, ...],
     formats: tuple[str, ...],
     lead_minutes: int,
+    images: int,
 ) -> None:
-    """Add a one-off post at a given time."""
+    """Add a one-off post (or a carousel) at a given time."""
     with obj.session() as session:
         tz = zone(get_influencer(session, handle).timezone)
         data = PostIn(
@@ -224,6 +232,7 @@ def post_add(
             _split(hashtags),
             _split(formats) or ["feed_portrait"],
             lead_minutes,
+            images,
         )
         created = create_post(session=session, handle=handle, data=data)
         click.echo(f"post {created.id} planned for {created.local_publish_time}")

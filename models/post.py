@@ -114,6 +114,8 @@ class Post(Base):
     alt_text: Mapped[str] = mapped_column(Text, default="")
     hashtags: Mapped[list[str]] = mapped_column(JSONType, default=list)
     media_type: Mapped[MediaType] = mapped_column(enum_column(MediaType), default=MediaType.IMAGE)
+    # Images generated for the post: 1, or 2-10 for a carousel (all at the first format's ratio).
+    image_count: Mapped[int] = mapped_column(Integer, default=1)
     formats: Mapped[list[str]] = mapped_column(JSONType, default=lambda: ["feed_portrait"])
 
     published_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)

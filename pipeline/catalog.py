@@ -232,6 +232,17 @@ class PostIn:
     hashtags: Sequence[str] = ()
     formats: Sequence[str] = ("feed_portrait",)
     lead_minutes: int = 0
+    images: int = 1  # 2-10 make a carousel
+
+
+def _media_type(data: PostIn) -> MediaType:
+    if data.images == 1:
+        return MediaType.STORY if data.formats[0] == "story" else MediaType.IMAGE
+    if not 2 <= data.images <= 10:
+        raise InputError(f"a carousel holds 2-10 images, got {data.images}: use --images 2..10")
+    if data.formats[0] == "story":
+        raise InputError("a carousel cannot be a story: give a feed format first (--format)")
+    return MediaType.CAROUSEL
 
 
 def create_post(*, session: Session, handle: str, data: PostIn) -> Post:
@@ -257,7 +268,8 @@ def create_post(*, session: Session, handle: str, data: PostIn) -> Post:
         caption_text=data.caption_text,
         hashtags=list(data.hashtags),
         formats=_check_formats(data.formats),
-        media_type=MediaType.STORY if data.formats[0] == "story" else MediaType.IMAGE,
+        media_type=_media_type(data),
+        image_count=data.images,
     )
     session.add(post)
     session.flush()

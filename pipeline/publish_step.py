@@ -105,7 +105,8 @@ def _media(
             a.content_type,
             a.sha256,
         )
-        for a in sorted(assets, key=lambda a: order.get(a.format, len(order)))
+        # The post's formats first, in its order; carousel items by their numbered names.
+        for a in sorted(assets, key=lambda a: (order.get(a.format, len(order)), a.format))
     )
 
 

@@ -135,26 +135,30 @@ def run_generate(rt: Runtime, post_ids: Sequence[int], token: str) -> list[Dispa
     if not jobs:
         return []
     try:
-        images = rt.generator.generate([job.request for job in jobs.values()])
-        if len(images) != len(jobs):
-            raise GenerationError(f"generator returned {len(images)} images for {len(jobs)} posts")
+        requests = [request for job in jobs.values() for request in job.requests]
+        images = rt.generator.generate(requests)
+        if len(images) != len(requests):
+            raise GenerationError(f"generator returned {len(images)} of {len(requests)} images")
     except Exception as exc:
         for post_id in jobs:
             _settle_failure(rt, Step.GENERATE, post_id, runs[post_id], exc)
         return []
-    done = [
-        pid
-        for (pid, job), image in zip(jobs.items(), images, strict=True)
-        if _record_generated(rt, job, image, runs[pid])
-    ]
+    done, start = [], 0
+    for post_id, job in jobs.items():
+        mine = images[start : start + len(job.requests)]
+        start += len(job.requests)
+        if _record_generated(rt, job, mine, runs[post_id]):
+            done.append(post_id)
     return _follow_ups(rt, done)
 
 
-def _record_generated(rt: Runtime, job: GenerateJob, image: GeneratedImage, run_id: str) -> bool:
+def _record_generated(
+    rt: Runtime, job: GenerateJob, images: list[GeneratedImage], run_id: str
+) -> bool:
     try:
-        raw = store_generated(job, image, rt.storage)
+        raws = store_generated(job, images, rt.storage)
         with session_scope(rt.session_factory) as session:
-            values = record_generate(session, job, raw)
+            values = record_generate(session, job, raws)
             _finish(rt, session, job.post_id, Step.GENERATE, run_id, S.GENERATED, values)
     except LeaseLost:
         log.warning("post %s: lease lost during generate; the image was dropped", job.post_id)
@@ -162,11 +166,12 @@ def _record_generated(rt: Runtime, job: GenerateJob, image: GeneratedImage, run_
     except Exception as exc:
         _settle_failure(rt, Step.GENERATE, job.post_id, run_id, exc)
         return False
+    seconds = sum(float(raw.meta.get("duration_s") or 0.0) for raw in raws)
     log.info(
         "post %s: generated %s in %.3f s",
         job.post_id,
-        raw.stored.key,
-        raw.meta.get("duration_s", 0.0),
+        ", ".join(raw.stored.key for raw in raws),
+        seconds,
     )
     return True
 

@@ -7,6 +7,7 @@ transaction open (SQLite writers would wait on it), ``record`` writes the result
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +22,7 @@ from pipeline.captions import Caption, build_alt_text, build_caption, caption_va
 from pipeline.generators import GeneratedImage, GenerationRequest
 from pipeline.generators.sizes import native_size
 from pipeline.prompts import Identity, build_prompt
-from pipeline.renditions import Rendition, render_set
+from pipeline.renditions import Rendition, render_carousel, render_set, render_thumbnail
 from pipeline.storage import LocalStorage, StoredObject
 
 __all__ = [
@@ -75,9 +76,13 @@ def _prefix(post: Post) -> str:
 class GenerateJob:
     post_id: int
     generation: int
-    key: str
-    request: GenerationRequest
+    prefix: str
+    requests: tuple[GenerationRequest, ...]  # one per image: a carousel has 2-10
     seed_policy: SeedPolicy
+
+    @staticmethod
+    def asset_format(index: int) -> str:
+        return "raw" if index == 0 else f"raw_{index + 1:02d}"  # sorts in carousel order
 
 
 def choose_seed(character: Character, post: Post) -> int:
@@ -98,19 +103,22 @@ def prepare_generate(session: Session, post: Post) -> GenerateJob:
         extra=post.prompt_extra,
     )
     width, height = native_size(post.formats)
-    request = GenerationRequest(
-        post_id=post.id,
-        prompt=parts.prompt,
-        negative_prompt=parts.negative_prompt,
-        width=width,
-        height=height,
-        seed=choose_seed(character, post),
-        lora_path=character.lora_path,
-        lora_scale=character.lora_scale,
+    seed = choose_seed(character, post)
+    # Carousel items follow the first image's seed, so item 1 is what a single post would get.
+    requests = tuple(
+        GenerationRequest(
+            post_id=post.id,
+            prompt=parts.prompt,
+            negative_prompt=parts.negative_prompt,
+            width=width,
+            height=height,
+            seed=(seed + item) % 2**31,
+            lora_path=character.lora_path,
+            lora_scale=character.lora_scale,
+        )
+        for item in range(post.image_count)
     )
-    return GenerateJob(
-        post.id, post.generation, f"{_prefix(post)}/raw.png", request, character.seed_policy
-    )
+    return GenerateJob(post.id, post.generation, _prefix(post), requests, character.seed_policy)
 
 
 def encode_raw_png(image: Image.Image) -> bytes:
@@ -127,21 +135,28 @@ def encode_raw_png(image: Image.Image) -> bytes:
     return png.tobytes()
 
 
-def store_generated(job: GenerateJob, result: GeneratedImage, storage: LocalStorage) -> StoredFile:
-    """Write one generated image and describe it for its asset row."""
-    stored = storage.put(job.key, encode_raw_png(result.image))
-    meta = {**result.meta, "seed_policy": job.seed_policy.value, "prompt": job.request.prompt}
-    width, height = result.image.size
-    return StoredFile(AssetKind.RAW, "raw", stored, "image/png", width, height, meta)
+def store_generated(
+    job: GenerateJob, images: Sequence[GeneratedImage], storage: LocalStorage
+) -> list[StoredFile]:
+    """Write a post's generated images and describe each for its asset row."""
+    files = []
+    for index, (request, result) in enumerate(zip(job.requests, images, strict=True)):
+        name = job.asset_format(index)
+        stored = storage.put(f"{job.prefix}/{name}.png", encode_raw_png(result.image))
+        meta = {**result.meta, "seed_policy": job.seed_policy.value, "prompt": request.prompt}
+        width, height = result.image.size
+        files.append(StoredFile(AssetKind.RAW, name, stored, "image/png", width, height, meta))
+    return files
 
 
-def record_generate(session: Session, job: GenerateJob, raw: StoredFile) -> dict[str, Any]:
-    """Add the raw asset; return the post columns the state move sets alongside."""
-    _replace_assets(session, job.post_id, job.generation, [AssetKind.RAW], [raw])
+def record_generate(session: Session, job: GenerateJob, raws: list[StoredFile]) -> dict[str, Any]:
+    """Add the raw assets; return the post columns the state move sets alongside."""
+    _replace_assets(session, job.post_id, job.generation, [AssetKind.RAW], raws)
+    first = job.requests[0]
     return {
-        "prompt": job.request.prompt,
-        "negative_prompt": job.request.negative_prompt,
-        "seed": job.request.seed,
+        "prompt": first.prompt,
+        "negative_prompt": first.negative_prompt,
+        "seed": first.seed,
         "last_error": None,
         "attempts": 0,  # tries are counted per step
     }
@@ -167,7 +182,7 @@ class RenderJob:
     post_id: int
     generation: int
     prefix: str
-    raw_key: str
+    raw_keys: tuple[str, ...]  # one, or a carousel's items in order
     formats: tuple[str, ...]
     caption_template: str
     caption_text: str
@@ -180,13 +195,17 @@ class RenderJob:
 
 def prepare_render(session: Session, post: Post) -> RenderJob:
     influencer = session.get_one(Influencer, post.influencer_id)
-    raw_key = session.scalars(
-        select(Asset.storage_key).where(
-            Asset.post_id == post.id,
-            Asset.generation == post.generation,
-            Asset.kind == AssetKind.RAW,
+    raw_keys = tuple(
+        session.scalars(
+            select(Asset.storage_key)
+            .where(
+                Asset.post_id == post.id,
+                Asset.generation == post.generation,
+                Asset.kind == AssetKind.RAW,
+            )
+            .order_by(Asset.format)
         )
-    ).one()
+    )
     alt_text = build_alt_text(
         scene=post.scene, environment=post.environment, subject=influencer.display_name
     )
@@ -194,7 +213,7 @@ def prepare_render(session: Session, post: Post) -> RenderJob:
         post.id,
         post.generation,
         _prefix(post),
-        raw_key,
+        raw_keys,
         tuple(post.formats),
         influencer.caption_template,
         post.caption_text,
@@ -222,11 +241,15 @@ def perform_render(job: RenderJob, *, storage: LocalStorage) -> RenderOutcome:
         post_hashtags=job.post_hashtags,
         alt_text=job.alt_text,
     )
-    rendered = render_set(storage.get(job.raw_key), job.formats)
-    files = [
-        _store_rendition(storage, job.prefix, r, AssetKind.RENDITION) for r in rendered.renditions
-    ]
-    files.append(_store_rendition(storage, job.prefix, rendered.thumbnail, AssetKind.THUMBNAIL))
+    sources = [storage.get(key) for key in job.raw_keys]
+    if len(sources) > 1:  # a carousel: every item at the first format's ratio
+        items = render_carousel(sources, job.formats[0])
+        thumbnail = render_thumbnail(sources[0], fmt=items[0].format)
+    else:
+        rendered = render_set(sources[0], job.formats)
+        items, thumbnail = list(rendered.renditions), rendered.thumbnail
+    files = [_store_rendition(storage, job.prefix, r, AssetKind.RENDITION) for r in items]
+    files.append(_store_rendition(storage, job.prefix, thumbnail, AssetKind.THUMBNAIL))
     return RenderOutcome(files, caption)
 
 

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from models import (
     Asset,
+    AssetKind,
     AttemptStatus,
     Influencer,
     Post,
@@ -448,3 +449,35 @@ def test_a_post_that_may_be_out_cannot_be_regenerated(
         s.execute(update(PublishAttempt).values(publish_requested="c-1"))
     with session_scope(factory) as s, pytest.raises(InputError, match="may already be out"):
         trigger(s, post_id, Step.GENERATE, settings=settings, now=NOW, actor="editor")
+
+
+def test_a_carousel_post_goes_out_with_all_its_images_at_one_ratio(
+    settings: Settings, factory: sessionmaker[Session], influencer_id: int
+) -> None:
+    post_id = new_post(factory, images=3, formats=["feed_square"])
+    drain(make_runtime(settings, factory), first_tick(settings, factory))
+    assert post_of(factory, post_id).status is S.PUBLISHED
+    folder = settings.outbox_dir / "mia" / f"post-{post_id:06d}"
+    images = sorted(p.name for p in folder.glob("*.jpg"))
+    assert images == [f"0{i}-carousel_0{i}_feed_square.jpg" for i in (1, 2, 3)]
+    manifest = json.loads((folder / "post.json").read_text())
+    assert manifest["media_type"] == "carousel"
+    with factory() as s:
+        raws = s.scalars(
+            select(Asset.meta).where(Asset.post_id == post_id, Asset.kind == AssetKind.RAW)
+        ).all()
+    assert len({meta["seed"] for meta in raws}) == 3  # one seed per image
+
+
+@pytest.mark.parametrize(
+    ("images", "formats", "needle"),
+    [
+        (11, ["feed_square"], "2-10 images"),
+        (3, ["story"], "cannot be a story"),
+    ],
+)
+def test_a_carousel_that_instagram_would_refuse_is_refused_up_front(
+    session: Session, influencer_id: int, images: int, formats: list[str], needle: str
+) -> None:
+    with pytest.raises(InputError, match=needle):
+        add_post(session, images=images, formats=formats)

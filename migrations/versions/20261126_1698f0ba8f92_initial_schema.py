@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 7587aac2b961
+Revision ID: 1698f0ba8f92
 Revises:
-Create Date: 2026-11-26 13:38:49.715819
+Create Date: 2026-11-26 13:42:57.173478
 """
 
 from collections.abc import Sequence
@@ -13,7 +13,7 @@ from sqlalchemy.dialects import postgresql
 
 import models.base
 
-revision: str = "7587aac2b961"
+revision: str = "1698f0ba8f92"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -223,6 +223,7 @@ def upgrade() -> None:
             ),
             nullable=False,
         ),
+        sa.Column("image_count", sa.Integer(), nullable=False),
         sa.Column(
             "formats",
             sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
