@@ -8,7 +8,6 @@ from models.base import Base, UTCDateTime, utcnow
 from models.calendar import ContentCalendar, SlotRule
 from models.influencer import Character, Influencer, SeedPolicy
 from models.post import (
-    FINAL,
     IN_PROGRESS,
     TRANSITIONS,
     MediaType,
@@ -20,7 +19,6 @@ from models.post import (
 from models.publishing import AttemptStatus, PublishAttempt, PublishTarget, TargetKind
 
 __all__ = [
-    "FINAL",
     "IN_PROGRESS",
     "TRANSITIONS",
     "Asset",

@@ -60,7 +60,6 @@ IN_PROGRESS: dict[PostStatus, PostStatus] = {
     S.RENDERING: S.GENERATED,
     S.PUBLISHING: S.READY,  # or APPROVED when the post was approved (see Post.approved_at)
 }
-FINAL = frozenset({S.PUBLISHED, S.CANCELLED})
 
 
 def can_move(src: PostStatus, dst: PostStatus) -> bool:
