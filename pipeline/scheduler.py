@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import ColumnElement, and_, case, or_, select, true
 from sqlalchemy.orm import Session
@@ -201,61 +202,73 @@ def claim_due(
     actor: str = ACTOR,
 ) -> list[Dispatch]:
     """Claim every step that is due now (or only for ``post_id``), oldest first."""
-    only = Post.id == post_id if post_id is not None else true()
-    lease, batch = settings.lease_seconds, settings.claim_batch
-    dispatches: list[Dispatch] = []
+    scope = and_(not_held(), Post.id == post_id if post_id is not None else true())
+    claims = _Claims(session, settings, now, actor)
+    return [
+        *_with_batch_keys(session, claims.generate(scope)),
+        *claims.render(scope),
+        *claims.publish(scope),
+    ]
 
-    active = not_held()
-    # Past the grace window a slot is missed (mark_missed), never generated or published late:
-    # this also covers claims made outside the tick (a worker's follow-up, an approval).
-    fresh = Post.publish_at >= now - timedelta(seconds=settings.grace_seconds)
-    resumable = or_(fresh, open_attempt())
-    gen_due = and_(
-        Post.status == S.PLANNED, Post.generate_at <= now, due_filter(now), active, fresh
-    )
-    ids = locked_ids(session, and_(gen_due, only), Post.generate_at, batch)
-    claimed = claim(
-        session,
-        ids,
-        step=Step.GENERATE,
-        expected=S.PLANNED,
-        now=now,
-        lease_seconds=lease,
-        actor=actor,
-    )
-    dispatches += _with_batch_keys(session, claimed)
 
-    render_due = and_(Post.status == S.GENERATED, due_filter(now), active)
-    ids = locked_ids(session, and_(render_due, only), Post.generate_at, batch)
-    dispatches += claim(
-        session,
-        ids,
-        step=Step.RENDER,
-        expected=S.GENERATED,
-        now=now,
-        lease_seconds=lease,
-        actor=actor,
-    )
+@dataclass
+class _Claims:
+    session: Session
+    settings: Settings
+    now: datetime
+    actor: str
 
-    horizon = now + timedelta(seconds=settings.publish_ahead_seconds)
-    publishable = [S.READY, S.APPROVED]
-    pub_due = and_(
-        Post.status.in_(publishable),
-        Post.publish_at <= horizon,
-        due_filter(now),
-        active,
-        resumable,
-    )
-    ids = locked_ids(session, and_(pub_due, only), Post.publish_at, batch)
-    etas = dict(session.execute(select(Post.id, Post.publish_at).where(Post.id.in_(ids))).all())
-    dispatches += claim(
-        session,
-        ids,
-        step=Step.PUBLISH,
-        expected=publishable,
-        now=now,
-        lease_seconds=lease,
-        actor=actor,
-        etas=etas,
-    )
-    return dispatches
+    def _claim(
+        self, step: Step, due: ColumnElement[bool], order: Any, expected: Any, etas: bool = False
+    ) -> list[Dispatch]:
+        ids = locked_ids(self.session, due, order, self.settings.claim_batch)
+        when = (
+            dict(
+                self.session.execute(select(Post.id, Post.publish_at).where(Post.id.in_(ids))).all()
+            )
+            if etas
+            else None
+        )
+        return claim(
+            self.session,
+            ids,
+            step=step,
+            expected=expected,
+            now=self.now,
+            lease_seconds=self.settings.lease_seconds,
+            actor=self.actor,
+            etas=when,
+        )
+
+    def _fresh(self) -> ColumnElement[bool]:
+        # Past the grace window a slot is missed (mark_missed), never generated or published
+        # late: this also covers claims made outside the tick (a follow-up, an approval).
+        return Post.publish_at >= self.now - timedelta(seconds=self.settings.grace_seconds)
+
+    def generate(self, scope: ColumnElement[bool]) -> list[Dispatch]:
+        due = and_(
+            Post.status == S.PLANNED,
+            Post.generate_at <= self.now,
+            due_filter(self.now),
+            self._fresh(),
+            scope,
+        )
+        return self._claim(Step.GENERATE, due, Post.generate_at, S.PLANNED)
+
+    def render(self, scope: ColumnElement[bool]) -> list[Dispatch]:
+        due = and_(Post.status == S.GENERATED, due_filter(self.now), scope)
+        return self._claim(Step.RENDER, due, Post.generate_at, S.GENERATED)
+
+    def publish(self, scope: ColumnElement[bool]) -> list[Dispatch]:
+        """Up to ``publish_ahead_seconds`` early, held by an ETA; a publish in flight resumes
+        however late it is."""
+        publishable = [S.READY, S.APPROVED]
+        horizon = self.now + timedelta(seconds=self.settings.publish_ahead_seconds)
+        due = and_(
+            Post.status.in_(publishable),
+            Post.publish_at <= horizon,
+            due_filter(self.now),
+            or_(self._fresh(), open_attempt()),
+            scope,
+        )
+        return self._claim(Step.PUBLISH, due, Post.publish_at, publishable, etas=True)
