@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, insert, or_, select, update
+from sqlalchemy import ColumnElement, and_, insert, or_, select, true, update
 from sqlalchemy.orm import Session
 
 from models import IN_PROGRESS, Post, PostEvent, PostStatus, can_move
@@ -30,6 +30,7 @@ __all__ = [
     "move_many",
     "new_token",
     "release_lease",
+    "return_moves",
     "take_lease",
 ]
 
@@ -219,6 +220,17 @@ def release_lease(
         where=Post.lease_owner == run_id,
         values={"lease_owner": None, "lease_expires_at": None, **(values or {})},
     )
+
+
+def return_moves() -> list[tuple[PostStatus, PostStatus, ColumnElement[bool]]]:
+    """(in-progress state, the stable state it returns to, for which rows): publishing splits
+    on approval. Shared by the reconciler and by pauses that take back unstarted claims."""
+    return [
+        (S.GENERATING, S.PLANNED, true()),
+        (S.RENDERING, S.GENERATED, true()),
+        (S.PUBLISHING, S.READY, Post.approved_at.is_(None)),
+        (S.PUBLISHING, S.APPROVED, Post.approved_at.is_not(None)),
+    ]
 
 
 def stable_state_of(post_status: PostStatus, approved: bool) -> PostStatus:

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from models import ContentCalendar, Influencer, Post, PostStatus
 from pipeline.calendars import get_calendar
 from pipeline.catalog import get_influencer
-from pipeline.dispatch import move_many
+from pipeline.dispatch import move_many, return_moves
 from pipeline.scheduler import not_held
 from pipeline.settings import Settings
 
@@ -33,12 +33,6 @@ S = PostStatus
 # dispatch.take_lease names a worker's run "run-…": a lease still holding the bare dispatch
 # token belongs to a message no worker has started, which is safe to take back.
 _RUN_PREFIX = "run-"
-_BACK = (
-    (S.GENERATING, S.PLANNED, None),
-    (S.RENDERING, S.GENERATED, None),
-    (S.PUBLISHING, S.READY, False),
-    (S.PUBLISHING, S.APPROVED, True),
-)
 _FREE = {"lease_owner": None, "lease_expires_at": None}
 # Not out yet: what a pause holds back.
 _WAITING = [S.PLANNED, S.GENERATED, S.READY, S.AWAITING_APPROVAL, S.APPROVED]
@@ -157,11 +151,8 @@ def return_unstarted_claims(
     in_flight = [S.GENERATING, S.RENDERING, S.PUBLISHING]
     ids = list(session.scalars(select(Post.id).where(untaken, Post.status.in_(in_flight))))
     returned = 0
-    for src, dst, approved in _BACK:
-        condition = untaken
-        if approved is not None:
-            was = Post.approved_at.is_not(None) if approved else Post.approved_at.is_(None)
-            condition = and_(untaken, was)
+    for src, dst, which in return_moves():
+        condition = and_(untaken, which)
         moved = move_many(
             session,
             ids,

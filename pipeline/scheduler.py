@@ -31,6 +31,7 @@ from pipeline.dispatch import (
     expired_filter,
     locked_ids,
     move_many,
+    return_moves,
 )
 from pipeline.generators.sizes import native_size
 from pipeline.schedule import expand_due_calendars
@@ -102,7 +103,7 @@ def reconcile_expired(session: Session, *, settings: Settings, now: datetime) ->
     )
     failed += unknown
     returned = 0
-    for src, dst, condition in _BACK:
+    for src, dst, condition in return_moves():
         returned += len(
             move_many(
                 session,
@@ -117,15 +118,6 @@ def reconcile_expired(session: Session, *, settings: Settings, now: datetime) ->
         )
     log.warning("reconciled %d expired leases (%d failed for good)", returned, len(failed))
     return returned, len(failed)
-
-
-# in-progress state -> stable state it returns to; publishing splits on approval.
-_BACK = [
-    (S.GENERATING, S.PLANNED, true()),
-    (S.RENDERING, S.GENERATED, true()),
-    (S.PUBLISHING, S.READY, Post.approved_at.is_(None)),
-    (S.PUBLISHING, S.APPROVED, Post.approved_at.is_not(None)),
-]
 
 
 def publish_may_be_out() -> ColumnElement[bool]:
