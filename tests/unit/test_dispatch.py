@@ -18,7 +18,15 @@ from models import (
     TargetKind,
 )
 from pipeline.db import session_scope
-from pipeline.dispatch import InvalidTransition, Step, claim, move, release_lease, take_lease
+from pipeline.dispatch import (
+    Dispatch,
+    InvalidTransition,
+    Step,
+    claim,
+    move,
+    release_lease,
+    take_lease,
+)
 from pipeline.scheduler import claim_due, mark_missed, reconcile_expired, tick
 from pipeline.settings import Settings
 from tests.conftest import NOW, add_post
@@ -33,6 +41,22 @@ def events(session: Session, post_id: int) -> list[tuple[PostStatus | None, Post
         .order_by(PostEvent.id)
     )
     return [tuple(r) for r in rows]  # type: ignore[misc]
+
+
+def claim_generate(session: Session, post_id: int) -> list[Dispatch]:
+    return claim(
+        session,
+        [post_id],
+        step=Step.GENERATE,
+        expected=S.PLANNED,
+        now=NOW,
+        lease_seconds=60,
+        actor="t",
+    )
+
+
+def take_generate_lease(session: Session, post_id: int, token: str) -> str | None:
+    return take_lease(session, post_id, step=Step.GENERATE, token=token, now=NOW, lease_seconds=60)
 
 
 def test_every_state_has_an_entry_and_final_states_lead_nowhere() -> None:
@@ -69,38 +93,16 @@ def test_a_second_delivery_of_the_same_message_finds_no_lease(
     session: Session, influencer_id: int
 ) -> None:
     post_id = add_post(session)
-    (d,) = claim(
-        session,
-        [post_id],
-        step=Step.GENERATE,
-        expected=S.PLANNED,
-        now=NOW,
-        lease_seconds=60,
-        actor="t",
-    )
-    first = take_lease(
-        session, post_id, step=Step.GENERATE, token=d.token, now=NOW, lease_seconds=60
-    )
-    second = take_lease(
-        session, post_id, step=Step.GENERATE, token=d.token, now=NOW, lease_seconds=60
-    )
+    (d,) = claim_generate(session, post_id)
+    first = take_generate_lease(session, post_id, d.token)
+    second = take_generate_lease(session, post_id, d.token)
     assert first is not None and second is None
 
 
 def test_a_run_that_lost_its_lease_cannot_finish(session: Session, influencer_id: int) -> None:
     post_id = add_post(session)
-    (d,) = claim(
-        session,
-        [post_id],
-        step=Step.GENERATE,
-        expected=S.PLANNED,
-        now=NOW,
-        lease_seconds=60,
-        actor="t",
-    )
-    run_id = take_lease(
-        session, post_id, step=Step.GENERATE, token=d.token, now=NOW, lease_seconds=60
-    )
+    (d,) = claim_generate(session, post_id)
+    run_id = take_generate_lease(session, post_id, d.token)
     assert run_id
     assert not release_lease(
         session, post_id, step=Step.GENERATE, run_id="run-other", to=S.GENERATED, actor="t"
@@ -112,15 +114,7 @@ def test_a_run_that_lost_its_lease_cannot_finish(session: Session, influencer_id
 
 def test_claiming_generate_bumps_the_generation(session: Session, influencer_id: int) -> None:
     post_id = add_post(session)
-    claim(
-        session,
-        [post_id],
-        step=Step.GENERATE,
-        expected=S.PLANNED,
-        now=NOW,
-        lease_seconds=60,
-        actor="t",
-    )
+    claim_generate(session, post_id)
     session.expire_all()
     post = session.get_one(Post, post_id)
     assert (post.status, post.generation, post.lease_expires_at) == (
