@@ -15,7 +15,6 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -27,7 +26,7 @@ from tests.fakes.graph_rules import (
     graph_error,
 )
 from tests.fakes.graph_state import Container, Fault, Published, RecordedRequest
-from tests.fakes.loopback import LoopbackServer, RequestHandler
+from tests.fakes.loopback import LoopbackFake, LoopbackServer, RequestHandler
 
 __all__ = ["Container", "FakeGraphApi", "Published", "RecordedRequest"]
 
@@ -38,7 +37,7 @@ class _Drop(Exception):
     """Close the connection without an answer."""
 
 
-class FakeGraphApi:
+class FakeGraphApi(LoopbackFake):
     def __init__(
         self,
         *,
@@ -73,15 +72,6 @@ class FakeGraphApi:
     @property
     def base_url(self) -> str:
         return self._server.base_url
-
-    def __enter__(self) -> FakeGraphApi:
-        self._server.start()
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self._server.stop()
 
     # -- fault knobs --------------------------------------------------------------------
 

@@ -9,9 +9,9 @@ import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
-__all__ = ["LoopbackServer", "RequestHandler"]
+__all__ = ["LoopbackFake", "LoopbackServer", "RequestHandler"]
 
 Handle = Callable[["RequestHandler"], None]
 
@@ -96,3 +96,18 @@ class LoopbackServer:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+class LoopbackFake:
+    """A fake service behind a LoopbackServer: ``with Fake(...) as fake`` starts and stops it."""
+
+    _server: LoopbackServer
+
+    def __enter__(self) -> Self:
+        self._server.start()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._server.stop()

@@ -7,16 +7,15 @@ from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime, timedelta
-from types import TracebackType
 from urllib.parse import quote
 
 from pipeline.media_urls import MEDIA_PATH, MediaUrlError, sign_media_url, verify_media_url
-from tests.fakes.loopback import LoopbackServer, RequestHandler
+from tests.fakes.loopback import LoopbackFake, LoopbackServer, RequestHandler
 
 __all__ = ["FakeMediaHost"]
 
 
-class FakeMediaHost:
+class FakeMediaHost(LoopbackFake):
     def __init__(self, *, secret: str | None = None) -> None:
         self.secret = secret  # when set, URLs are signed and checked like the real endpoint
         self.files: dict[str, bytes] = {}
@@ -60,12 +59,3 @@ class FakeMediaHost:
         if not path.startswith(MEDIA_PATH):
             raise MediaUrlError("not a media path")
         return path[len(MEDIA_PATH) :].split("?")[0]
-
-    def __enter__(self) -> FakeMediaHost:
-        self._server.start()
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self._server.stop()

@@ -7,17 +7,16 @@ from __future__ import annotations
 import json
 import threading
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any
 
 from pipeline.publishers.webhook import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, verify_signature
-from tests.fakes.loopback import LoopbackServer, RequestHandler
+from tests.fakes.loopback import LoopbackFake, LoopbackServer, RequestHandler
 
 __all__ = ["WebhookReceiver"]
 
 
 @dataclass
-class WebhookReceiver:
+class WebhookReceiver(LoopbackFake):
     signing_key: str
     fail_next: int = 0  # answer HTTP 500 this many times
     drop_next: int = 0  # accept, then close the connection without an answer
@@ -32,15 +31,6 @@ class WebhookReceiver:
     @property
     def url(self) -> str:
         return f"{self._server.base_url}/hooks/ryla"
-
-    def __enter__(self) -> WebhookReceiver:
-        self._server.start()
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self._server.stop()
 
     def _handle(self, handler: RequestHandler) -> None:
         body = handler.rfile.read(int(handler.headers.get("Content-Length", "0")))
