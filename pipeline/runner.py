@@ -334,8 +334,8 @@ def _settle_failure(rt: Runtime, step: Step, post_id: int, run_id: str, exc: Exc
         # a run that lost it must not touch what its successor is using.
         if moved and step is Step.PUBLISH and to in (S.FAILED, S.UNKNOWN):
             status = AttemptStatus.UNKNOWN if to is S.UNKNOWN else AttemptStatus.FAILED
-            if attempt_id := _open_attempt_id(session, post_id):
-                finish_attempt(session, attempt_id, status=status, now=now, error=message)
+            if attempt := _open_attempt(session, post_id):
+                finish_attempt(session, attempt.id, status=status, now=now, error=message)
         if moved and reauth is not None:
             reauth.needs_reauth = True
     level = logging.ERROR if to in (S.FAILED, S.UNKNOWN) else logging.WARNING
@@ -368,7 +368,8 @@ def _failure_move(
     if attempts >= rt.settings.max_attempts:
         log.error("post %s: giving up after %d attempts", post.id, attempts, exc_info=exc)
         # A publish that may have reached the target is a person's call, never a silent failure.
-        sent = step is Step.PUBLISH and _publish_requested(session, post.id)
+        attempt = _open_attempt(session, post.id) if step is Step.PUBLISH else None
+        sent = attempt is not None and attempt.publish_requested is not None
         values = {"last_error": message, "attempts": attempts}
         return (S.UNKNOWN if sent else S.FAILED), values, None
     wait = _backoff(attempts)
@@ -377,21 +378,10 @@ def _failure_move(
     return back, {"last_error": message, "attempts": attempts, "next_attempt_at": now + wait}, None
 
 
-def _publish_requested(session: Session, post_id: int) -> bool:
-    return bool(
-        session.scalars(
-            select(PublishAttempt.publish_requested).where(
-                PublishAttempt.post_id == post_id,
-                PublishAttempt.status == AttemptStatus.STARTED,
-                PublishAttempt.publish_requested.is_not(None),
-            )
-        ).first()
-    )
-
-
-def _open_attempt_id(session: Session, post_id: int) -> str | None:
+def _open_attempt(session: Session, post_id: int) -> PublishAttempt | None:
+    """The post's unfinished publish attempt (at most one: a partial unique index)."""
     return session.scalars(
-        select(PublishAttempt.id).where(
+        select(PublishAttempt).where(
             PublishAttempt.post_id == post_id, PublishAttempt.status == AttemptStatus.STARTED
         )
     ).first()
