@@ -1,0 +1,3 @@
+"""Entry points for people: the ``ryla`` command line (one module per command group) and the
+media endpoint that Instagram fetches images from.
+"""

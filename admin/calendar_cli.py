@@ -1,97 +1,139 @@
-"""``ryla calendar edit|pause|resume|delete|list|import`` and ``ryla influencer pause|resume``.
+"""``ryla calendar add|edit|pause|resume|delete|list|import``: recurring slots.
 
-``register`` adds them to the ``calendar`` and ``influencer`` groups; bad input is one line.
+Add, edit and import share one validation path (``pipeline.planning.rules``); bad input is one
+line. List options take commas or repetition (``--scene a,b`` or ``--scene a --scene b``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
-from admin.context import CliContext
+from admin.context import CliContext, given_values
 from models import utcnow
-from pipeline.calendar_import import import_rows, read_rows
-from pipeline.calendars import edit_calendar, list_calendars
 from pipeline.generators.sizes import NATIVE_SIZES
-from pipeline.holds import (
+from pipeline.planning.calendars import add_rule, edit_calendar, list_calendars
+from pipeline.planning.holds import (
     HoldReport,
     delete_calendar,
     pause_calendar,
-    pause_influencer,
     resume_calendar,
-    resume_influencer,
 )
-from pipeline.rules import CalendarSettingsIn, RuleIn
+from pipeline.planning.imports import import_rows, read_rows
+from pipeline.planning.rules import CalendarSettingsIn, RuleIn, describe_rule
 
-__all__ = ["register"]
+__all__ = [
+    "calendar",
+    "calendar_add",
+    "calendar_delete",
+    "calendar_edit",
+    "calendar_import",
+    "calendar_list",
+    "calendar_pause",
+    "calendar_resume",
+    "hold_line",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _given(values: tuple[str, ...], *, split: bool = True) -> list[str] | None:
-    """None when the option was not given; otherwise its items (possibly none: an error later)."""
-    if not values:
-        return None
-    if not split:
-        return list(values)
-    return [part.strip() for value in values for part in value.split(",")]
+@click.group()
+def calendar() -> None:
+    """Content calendars: recurring slots in the influencer's time zone."""
 
 
-@click.command("edit")
+# The options a rule is made of, shared by `calendar add` and `calendar edit`.
+_RULE_OPTIONS = (
+    click.option("--days", default=None, help="mon,wed,fri | daily | weekdays | weekends."),
+    click.option("--times", default=None, help="Local HH:MM times, e.g. 09:00,18:30."),
+    click.option(
+        "--rrule", default=None, help="RFC 5545 rule, e.g. FREQ=WEEKLY;BYDAY=MO;BYHOUR=9."
+    ),
+    click.option("--start", default=None, help="The rrule's local start: YYYY-MM-DD [HH:MM]."),
+    click.option("--scene", "scenes", multiple=True, help="Scene presets to rotate."),
+    click.option("--environment", "environments", multiple=True, help="Environments to rotate."),
+    click.option("--outfit", "outfits", multiple=True, help="Outfits to rotate (one per option)."),
+    click.option(
+        "--caption-template",
+        "captions",
+        multiple=True,
+        help="Caption templates to rotate; variables such as {scene} {day} {time} {name}.",
+    ),
+    click.option("--caption", default=None, help="Caption text for every slot."),
+    click.option("--hashtag", "hashtags", multiple=True),
+    click.option("--format", "formats", multiple=True, help=f"One of {', '.join(NATIVE_SIZES)}."),
+    click.option("--lead-minutes", type=int, default=None, help="Generate this long before."),
+    click.option("--horizon-days", type=int, default=None, help="Days of posts planned ahead."),
+)
+
+
+def _rule_options(command: F) -> F:
+    for option in reversed(_RULE_OPTIONS):
+        command = option(command)
+    return command
+
+
+def _rule_input(options: dict[str, Any]) -> tuple[RuleIn, CalendarSettingsIn]:
+    """The rule and calendar settings as given; ``None`` where an option was left out."""
+    rule = RuleIn(
+        days=options["days"],
+        times=options["times"],
+        rrule=options["rrule"],
+        start=options["start"],
+        scenes=given_values(options["scenes"]),
+        environments=given_values(options["environments"]),
+        outfits=given_values(options["outfits"], split=False),
+        caption_templates=given_values(options["captions"], split=False),
+        caption_text=options["caption"],
+        hashtags=given_values(options["hashtags"]),
+    )
+    settings_in = CalendarSettingsIn(
+        options["lead_minutes"], given_values(options["formats"]), options["horizon_days"]
+    )
+    return rule, settings_in
+
+
+@calendar.command("add")
+@click.argument("handle")
+@click.argument("name")
+@click.option("--character", default=None, help="Character name (default: the first).")
+@_rule_options
+@click.pass_obj
+def calendar_add(
+    obj: CliContext, handle: str, name: str, character: str | None, **options: Any
+) -> None:
+    """Add a calendar with a slot rule (or another rule to a calendar); the beat plans it."""
+    rule, settings_in = _rule_input(options)
+    with obj.session() as session:
+        created, new = add_rule(
+            session=session,
+            handle=handle,
+            calendar_name=name,
+            rule=rule,
+            settings_in=settings_in,
+            character=character,
+            settings=obj.settings,
+            now=utcnow(),
+        )
+        added = created.rules[-1]
+        what = f"calendar {name} added (id {created.id})" if new else f"calendar {name}: rule added"
+        click.echo(f"{what}: rule {added.id} {describe_rule(added)}")
+
+
+@calendar.command("edit")
 @click.argument("handle")
 @click.argument("name")
 @click.option("--rule", "rule_id", type=int, default=None, help="Rule id (see `calendar list`).")
-@click.option("--days", default=None, help="mon,wed,fri | daily | weekdays | weekends.")
-@click.option("--times", default=None, help="Local HH:MM times, e.g. 09:00,18:30.")
-@click.option("--rrule", default=None, help="RFC 5545 rule, e.g. FREQ=WEEKLY;BYDAY=MO;BYHOUR=9.")
-@click.option("--start", default=None, help="The rrule's local start: YYYY-MM-DD [HH:MM].")
-@click.option("--scene", "scenes", multiple=True, help="Scene presets to rotate.")
-@click.option("--environment", "environments", multiple=True, help="Environments to rotate.")
-@click.option("--outfit", "outfits", multiple=True, help="Outfits to rotate (one per option).")
-@click.option(
-    "--caption-template",
-    "captions",
-    multiple=True,
-    help="Caption templates to rotate; variables such as {scene} {day} {time} {name}.",
-)
-@click.option("--caption", default=None, help="Caption text for every slot.")
-@click.option("--hashtag", "hashtags", multiple=True)
-@click.option("--format", "formats", multiple=True, help=f"One of {', '.join(NATIVE_SIZES)}.")
-@click.option("--lead-minutes", type=int, default=None, help="Generate this long before.")
-@click.option("--horizon-days", type=int, default=None, help="Days of posts planned ahead.")
+@_rule_options
 @click.pass_obj
 def calendar_edit(
-    obj: CliContext,
-    handle: str,
-    name: str,
-    rule_id: int | None,
-    days: str | None,
-    times: str | None,
-    rrule: str | None,
-    start: str | None,
-    scenes: tuple[str, ...],
-    environments: tuple[str, ...],
-    outfits: tuple[str, ...],
-    captions: tuple[str, ...],
-    caption: str | None,
-    hashtags: tuple[str, ...],
-    formats: tuple[str, ...],
-    lead_minutes: int | None,
-    horizon_days: int | None,
+    obj: CliContext, handle: str, name: str, rule_id: int | None, **options: Any
 ) -> None:
     """Change a rule or the calendar; re-plans only future posts no worker has claimed."""
-    rule = RuleIn(
-        days=days,
-        times=times,
-        rrule=rrule,
-        start=start,
-        scenes=_given(scenes),
-        environments=_given(environments),
-        outfits=_given(outfits, split=False),
-        caption_templates=_given(captions, split=False),
-        caption_text=caption,
-        hashtags=_given(hashtags),
-    )
-    settings_in = CalendarSettingsIn(lead_minutes, _given(formats), horizon_days)
+    rule, settings_in = _rule_input(options)
     with obj.session() as session:
         done = edit_calendar(
             session=session,
@@ -109,7 +151,7 @@ def calendar_edit(
     )
 
 
-def _hold_line(subject: str, report: HoldReport, *, paused: bool) -> str:
+def hold_line(subject: str, report: HoldReport, *, paused: bool) -> str:
     if not report.changed:
         return f"{subject} was already {'paused' if paused else 'active'}"
     if paused:
@@ -124,7 +166,7 @@ def _hold_line(subject: str, report: HoldReport, *, paused: bool) -> str:
     return line + (f"; {report.held} still held by a pause" if report.held else "")
 
 
-@click.command("pause")
+@calendar.command("pause")
 @click.argument("handle")
 @click.argument("name")
 @click.pass_obj
@@ -132,10 +174,10 @@ def calendar_pause(obj: CliContext, handle: str, name: str) -> None:
     """Hold a calendar's posts where they are until it is resumed."""
     with obj.session() as session:
         report = pause_calendar(session=session, handle=handle, name=name, actor=obj.actor)
-    click.echo(_hold_line(f"calendar {name}", report, paused=True))
+    click.echo(hold_line(f"calendar {name}", report, paused=True))
 
 
-@click.command("resume")
+@calendar.command("resume")
 @click.argument("handle")
 @click.argument("name")
 @click.pass_obj
@@ -150,10 +192,10 @@ def calendar_resume(obj: CliContext, handle: str, name: str) -> None:
             now=utcnow(),
             actor=obj.actor,
         )
-    click.echo(_hold_line(f"calendar {name}", report, paused=False))
+    click.echo(hold_line(f"calendar {name}", report, paused=False))
 
 
-@click.command("delete")
+@calendar.command("delete")
 @click.argument("handle")
 @click.argument("name")
 @click.confirmation_option(prompt="Cancel this calendar's future posts and delete it?")
@@ -168,7 +210,7 @@ def calendar_delete(obj: CliContext, handle: str, name: str) -> None:
     )
 
 
-@click.command("list")
+@calendar.command("list")
 @click.argument("handle", required=False)
 @click.pass_obj
 def calendar_list(obj: CliContext, handle: str | None) -> None:
@@ -186,7 +228,7 @@ def calendar_list(obj: CliContext, handle: str | None) -> None:
             click.echo(f"    rule {rule}")
 
 
-@click.command("import")
+@calendar.command("import")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.pass_obj
 def calendar_import(obj: CliContext, file: Path) -> None:
@@ -198,40 +240,3 @@ def calendar_import(obj: CliContext, file: Path) -> None:
         f"imported {done.posts} post(s) and {done.rules} rule(s) "
         f"({done.calendars} calendar(s) created)"
     )
-
-
-@click.command("pause")
-@click.argument("handle")
-@click.pass_obj
-def influencer_pause(obj: CliContext, handle: str) -> None:
-    """Hold all of an influencer's posts where they are until resumed."""
-    with obj.session() as session:
-        report = pause_influencer(session=session, handle=handle, actor=obj.actor)
-    click.echo(_hold_line(f"influencer {handle}", report, paused=True))
-
-
-@click.command("resume")
-@click.argument("handle")
-@click.pass_obj
-def influencer_resume(obj: CliContext, handle: str) -> None:
-    """Release a paused influencer; slots that passed long ago are marked missed."""
-    with obj.session() as session:
-        report = resume_influencer(
-            session=session, handle=handle, settings=obj.settings, now=utcnow(), actor=obj.actor
-        )
-    click.echo(_hold_line(f"influencer {handle}", report, paused=False))
-
-
-def register(calendar: click.Group, influencer: click.Group) -> None:
-    """Add these commands to the existing ``calendar`` and ``influencer`` groups."""
-    for command in (
-        calendar_edit,
-        calendar_pause,
-        calendar_resume,
-        calendar_delete,
-        calendar_list,
-        calendar_import,
-    ):
-        calendar.add_command(command)
-    influencer.add_command(influencer_pause)
-    influencer.add_command(influencer_resume)

@@ -7,28 +7,25 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
-import threading
 from pathlib import Path
 from typing import Any
 
 import click
 
-from admin.calendar_cli import register as register_calendar_commands
-from admin.catalog_cli import calendar, character, influencer, post
+from admin.calendar_cli import calendar
+from admin.character_cli import character
 from admin.context import BadInput, CliContext
-from admin.processes import EMBEDDED_WORKERS, start_workers, stop_workers
+from admin.influencer_cli import influencer
+from admin.model_cli import model
+from admin.post_cli import post
+from admin.service_cli import beat, run, serve, worker
 from admin.status import print_status
-from admin.targets_cli import model, serve, target
-from pipeline.catalog import InputError
-from pipeline.feed_plan import PlanError
-from pipeline.prompts import PromptError
-from pipeline.schedule import ScheduleError
-from pipeline.settings import SettingsError
+from admin.target_cli import target
+from pipeline.errors import InputError, PromptError
 
-__all__ = ["cli", "main"]
+__all__ = ["RylaGroup", "cli", "demo", "init", "main", "plan", "status"]
 
-_INPUT_ERRORS = (InputError, ScheduleError, PromptError, SettingsError, PlanError)
+_INPUT_ERRORS = (InputError, PromptError)
 
 
 class RylaGroup(click.Group):
@@ -62,9 +59,8 @@ def cli(ctx: click.Context, data_dir: Path | None, verbose: bool) -> None:
     ctx.call_on_close(ctx.obj.close)
 
 
-for _command in (influencer, character, calendar, post, target, serve, model):
+for _command in (influencer, character, calendar, post, target, model, worker, beat, run, serve):
     cli.add_command(_command)
-register_calendar_commands(calendar, influencer)  # edit|pause|resume|delete|list|import
 
 
 @cli.command()
@@ -105,9 +101,9 @@ def status(obj: CliContext, handle: str | None) -> None:
 def plan(obj: CliContext, handle: str, days: int, out: Path | None) -> None:
     """Draw the coming feed as a 3-column profile grid (PNG) and print its path."""
     from models import utcnow
-    from pipeline.catalog import get_influencer
-    from pipeline.feed_plan import draw_feed_plan, plan_tiles
-    from pipeline.storage import LocalStorage
+    from pipeline.media.storage import LocalStorage
+    from pipeline.planning.feed_plan import draw_feed_plan, plan_tiles
+    from pipeline.planning.influencers import get_influencer
 
     with obj.session() as session:
         influencer = get_influencer(session, handle)
@@ -124,87 +120,6 @@ def plan(obj: CliContext, handle: str, days: int, out: Path | None) -> None:
     target = out or obj.settings.data_dir / "plans" / f"{handle}.png"
     LocalStorage(target.parent).put(target.name, png)  # written whole or not at all
     click.echo(str(target))
-
-
-@cli.command()
-@click.option(
-    "--queues",
-    default="gpu,cpu,io",
-    show_default=True,
-    help="Comma-separated queues to consume: gpu, cpu, io.",
-)
-@click.option(
-    "--concurrency",
-    type=click.IntRange(1, 64),
-    default=None,
-    help="Processes (gpu workers always use 1).",
-)
-@click.option(
-    "--gpu",
-    type=click.IntRange(0, 63),
-    default=None,
-    help="Pin this worker to one GPU (sets CUDA_VISIBLE_DEVICES).",
-)
-@click.option(
-    "--pool",
-    type=click.Choice(["prefork", "solo"]),
-    default="prefork",
-    show_default=True,
-    help="prefork enforces time limits; solo runs in-process.",
-)
-@click.option("--name", default="ryla", show_default=True, help="Worker name (name@host).")
-@click.pass_obj
-def worker(
-    obj: CliContext, queues: str, concurrency: int | None, gpu: int | None, pool: str, name: str
-) -> None:
-    """Run a Celery worker on the given queues (one per GPU for the gpu queue)."""
-    obj.log_progress()
-    from tasks.app import QUEUES
-    from tasks.worker import start_worker
-
-    wanted = [q.strip() for q in queues.split(",") if q.strip()]
-    unknown = [q for q in wanted if q not in QUEUES]
-    if unknown or not wanted:
-        raise BadInput(
-            f"unknown queue {unknown[0] if unknown else queues!r}: choose from {', '.join(QUEUES)}"
-        )
-    start_worker(
-        obj.settings, queues=wanted, concurrency=concurrency, gpu=gpu, pool=pool, name=name
-    )
-
-
-def _stop_on_signals() -> threading.Event:
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    return stop
-
-
-@cli.command()
-@click.pass_obj
-def beat(obj: CliContext) -> None:
-    """Run the beat: expand calendars, reconcile leases, dispatch due work (one per cluster)."""
-    obj.log_progress()
-    from tasks.beat import run_beat
-
-    run_beat(obj.app, obj.settings, stop=_stop_on_signals())
-
-
-@cli.command()
-@click.pass_obj
-def run(obj: CliContext) -> None:
-    """Everything on this machine in one command (database, workers, beat) until Ctrl-C."""
-    obj.log_progress()
-    from migrations import migrate
-    from tasks.beat import run_beat
-
-    migrate(obj.settings)
-    procs = start_workers(EMBEDDED_WORKERS)
-    click.echo(f"running on {obj.settings.data_dir} — Ctrl-C to stop")
-    try:
-        run_beat(obj.app, obj.settings, stop=_stop_on_signals())
-    finally:
-        stop_workers(procs)
 
 
 @cli.command()

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from pipeline.db import make_engine, make_session_factory, session_scope
 from pipeline.settings import Settings, get_settings
 
-__all__ = ["BadInput", "CliContext", "settings_error_line"]
+__all__ = ["BadInput", "CliContext", "given_values", "settings_error_line", "split_values"]
 
 
 class BadInput(click.ClickException):
@@ -86,3 +86,20 @@ class CliContext:
     def close(self) -> None:
         if self._engine is not None:
             self._engine.dispose()
+
+
+def split_values(values: tuple[str, ...]) -> list[str]:
+    """A list option's items: ``--scene a,b`` and ``--scene a --scene b`` mean the same."""
+    return [part.strip() for value in values for part in value.split(",") if part.strip()]
+
+
+def given_values(values: tuple[str, ...], *, split: bool = True) -> list[str] | None:
+    """None when a list option was not given; otherwise its items (possibly none: an error later).
+
+    ``split=False`` keeps each value whole (outfits and caption templates may hold commas).
+    """
+    if not values:
+        return None
+    if not split:
+        return list(values)
+    return [part.strip() for value in values for part in value.split(",")]

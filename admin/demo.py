@@ -17,17 +17,17 @@ from sqlalchemy.orm import Session
 from admin.context import CliContext
 from admin.processes import EMBEDDED_WORKERS, start_workers, stop_workers
 from models import Asset, AssetKind, Influencer, Post, PostStatus, utcnow
-from pipeline.catalog import (
-    CalendarIn,
+from pipeline.generators.prompts import ENVIRONMENTS, SCENES
+from pipeline.planning.calendars import add_rule
+from pipeline.planning.influencers import (
     CharacterIn,
     InfluencerIn,
-    PostIn,
-    create_calendar,
     create_character,
     create_influencer,
-    create_post,
 )
-from pipeline.prompts import ENVIRONMENTS, SCENES
+from pipeline.planning.posts import PostIn, create_post
+from pipeline.planning.rules import CalendarSettingsIn, RuleIn
+from pipeline.settings import Settings
 
 __all__ = ["DEMO_HANDLE", "run_demo", "seed_demo"]
 
@@ -42,49 +42,11 @@ _SETTLED = {
 }
 
 
-def seed_demo(session: Session, *, count: int, now: datetime) -> list[int]:
+def seed_demo(session: Session, *, count: int, settings: Settings, now: datetime) -> list[int]:
     """Create the demo influencer once, then ``count`` posts due now; return their ids."""
-    if (
-        session.scalars(select(Influencer.id).where(Influencer.handle == DEMO_HANDLE)).first()
-        is None
-    ):
-        create_influencer(
-            session=session,
-            data=InfluencerIn(
-                DEMO_HANDLE,
-                "Mia Demo",
-                "Europe/Berlin",
-                persona="Berlin-based travel and lifestyle creator",
-                voice="warm, upbeat, short",
-                caption_template="{text} ({day}, {scene})",
-                default_hashtags=["ryla", "aiinfluencer"],
-            ),
-        )
-        create_character(
-            session=session,
-            handle=DEMO_HANDLE,
-            data=CharacterIn(
-                "Mia",
-                identity_prompt="a 26 year old woman",
-                hair="long wavy auburn hair",
-                eyes="green eyes",
-                features="light freckles",
-                default_outfit="a cream knit sweater",
-                seed=4242,
-            ),
-        )
-        create_calendar(
-            session=session,
-            handle=DEMO_HANDLE,
-            data=CalendarIn(
-                "daily",
-                "daily",
-                "09:00,13:00,19:00",
-                scenes=list(SCENES)[:4],
-                environments=list(ENVIRONMENTS)[:3],
-                caption_text="New day, new story",
-            ),
-        )
+    exists = select(Influencer.id).where(Influencer.handle == DEMO_HANDLE)
+    if session.scalars(exists).first() is None:
+        _seed_influencer(session, settings=settings, now=now)
     scenes, environments = list(SCENES), list(ENVIRONMENTS)
     ids = []
     for i in range(count):
@@ -104,6 +66,51 @@ def seed_demo(session: Session, *, count: int, now: datetime) -> list[int]:
     return ids
 
 
+def _seed_influencer(session: Session, *, settings: Settings, now: datetime) -> None:
+    """The demo influencer, its character and a daily calendar."""
+    create_influencer(
+        session=session,
+        data=InfluencerIn(
+            DEMO_HANDLE,
+            "Mia Demo",
+            "Europe/Berlin",
+            persona="Berlin-based travel and lifestyle creator",
+            voice="warm, upbeat, short",
+            caption_template="{text} ({day}, {scene})",
+            default_hashtags=["ryla", "aiinfluencer"],
+        ),
+    )
+    create_character(
+        session=session,
+        handle=DEMO_HANDLE,
+        data=CharacterIn(
+            "Mia",
+            identity_prompt="a 26 year old woman",
+            hair="long wavy auburn hair",
+            eyes="green eyes",
+            features="light freckles",
+            default_outfit="a cream knit sweater",
+            seed=4242,
+        ),
+    )
+    add_rule(
+        session=session,
+        handle=DEMO_HANDLE,
+        calendar_name="daily",
+        rule=RuleIn(
+            days="daily",
+            times="09:00,13:00,19:00",
+            scenes=list(SCENES)[:4],
+            environments=list(ENVIRONMENTS)[:3],
+            caption_text="New day, new story",
+        ),
+        settings_in=CalendarSettingsIn(),
+        character=None,
+        settings=settings,
+        now=now,
+    )
+
+
 def run_demo(obj: CliContext, *, count: int, timeout: int) -> bool:
     from migrations import migrate
     from tasks.beat import run_beat
@@ -113,7 +120,7 @@ def run_demo(obj: CliContext, *, count: int, timeout: int) -> bool:
     click.echo(f"ryla demo: data in {settings.data_dir}")
     migrate(settings)
     with obj.session() as session:
-        ids = seed_demo(session, count=count, now=utcnow())
+        ids = seed_demo(session, count=count, settings=obj.settings, now=utcnow())
     logs = settings.data_dir / "logs"
     click.echo(
         f"planned posts {', '.join(map(str, ids))} for {DEMO_HANDLE}, due now; "

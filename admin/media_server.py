@@ -11,9 +11,11 @@ import shutil
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from pipeline.media_urls import MediaUrlError, verify_media_url
+from models import utcnow
+from pipeline.errors import MediaUrlError, StorageError
+from pipeline.media.storage import LocalStorage
+from pipeline.media.urls import verify_media_url
 from pipeline.settings import Settings, load_secret_key
-from pipeline.storage import LocalStorage, StorageError
 
 __all__ = ["make_media_server"]
 
@@ -39,7 +41,7 @@ def make_media_server(settings: Settings, host: str, port: int) -> ThreadingHTTP
                 self._text(HTTPStatus.OK, "ok", body)
                 return
             try:
-                key = verify_media_url(self.path, secret, base_url=base_url)
+                key = verify_media_url(self.path, secret, base_url=base_url, now=utcnow())
                 path = storage.path(key)
             except (MediaUrlError, StorageError) as exc:
                 self._text(HTTPStatus.FORBIDDEN, str(exc), body)

@@ -22,10 +22,10 @@ import pyvips
 from PIL import Image
 from skimage import data
 
-from pipeline.framing import find_subject
-from pipeline.jpeg import AI_XMP, srgb_icc
-from pipeline.renditions import FORMATS, THUMBNAIL_WIDTH, load_pixels, render_set
-from pipeline.steps import encode_raw_png
+from pipeline.media.framing import find_subject
+from pipeline.media.jpeg import AI_XMP, srgb_icc
+from pipeline.media.renditions import FORMATS, THUMBNAIL_WIDTH, load_pixels, render_set
+from pipeline.steps.generate import encode_raw_png
 
 RESULTS = Path(__file__).resolve().parent / "results" / "render.json"
 TARGET_MS = 60.0

@@ -32,9 +32,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from migrations import migrate
 from models import Character, ContentCalendar, Influencer, Post, PostEvent, PostStatus, SlotRule
 from pipeline.db import make_engine, make_session_factory, session_scope
-from pipeline.schedule import expand_due_calendars
-from pipeline.scheduler import tick
+from pipeline.planning.expand import expand_due_calendars
 from pipeline.settings import Settings
+from pipeline.steps.tick import tick
 from tasks.app import create_app
 from tasks.send import send_dispatches
 

@@ -13,7 +13,8 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from models import Influencer, Post
-from pipeline.prompts import ENVIRONMENTS, SCENES
+from pipeline.errors import CaptionError
+from pipeline.generators.prompts import ENVIRONMENTS, SCENES
 
 __all__ = [
     "MAX_ALT_TEXT_CHARS",
@@ -22,7 +23,6 @@ __all__ = [
     "MAX_MENTIONS",
     "WARN_HASHTAGS",
     "Caption",
-    "CaptionError",
     "build_alt_text",
     "build_caption",
     "caption_variables",
@@ -42,10 +42,6 @@ MAX_ALT_TEXT_CHARS = 1000
 _HASHTAG = re.compile(r"(?<![\w&#])#(\w+)")
 _MENTION = re.compile(r"(?<![\w.@])@([A-Za-z0-9._]{1,30})")
 _TAG_BODY = re.compile(r"\w+")
-
-
-class CaptionError(ValueError):
-    """A caption breaks a limit or its template cannot be filled."""
 
 
 @dataclass(frozen=True)

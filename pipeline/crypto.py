@@ -14,15 +14,13 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from pipeline.errors import SecretsError
+
 __all__ = ["SecretsError", "decrypt_secrets", "derive_key", "encrypt_secrets", "rotate_secrets"]
 
 # Fixed and public on purpose: HKDF's salt separates this application's keys, it is no secret.
 _SALT = b"ryla-pipeline hkdf salt v1"
 _TARGET_SECRETS = "publish-target secrets v1"
-
-
-class SecretsError(ValueError):
-    """Secrets cannot be encrypted or decrypted with the configured key."""
 
 
 def derive_key(app_secret: str, purpose: str, *, length: int = 32) -> bytes:

@@ -13,13 +13,11 @@ from pathlib import Path
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from pipeline.errors import SettingsError
+
 __all__ = ["GeneratorChoice", "Settings", "SettingsError", "get_settings", "load_secret_key"]
 
 _WEAK_SECRETS = {"changeme", "changethis", "secret", "password", "ryla"}
-
-
-class SettingsError(ValueError):
-    """A setting has a value the pipeline cannot run with."""
 
 
 class GeneratorChoice(StrEnum):

@@ -16,8 +16,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from models import utcnow
 from pipeline.db import make_engine, make_session_factory, session_scope
 from pipeline.locks import LockCheck, beat_lock
-from pipeline.scheduler import TickReport, tick
 from pipeline.settings import Settings
+from pipeline.steps.tick import TickReport, tick
 from tasks.app import REFRESH_TOKENS
 from tasks.send import send_dispatches
 

@@ -13,15 +13,15 @@ from functools import partial
 
 import httpx
 
-from models import PublishTarget
+from models import PublishTarget, utcnow
 from pipeline.db import make_engine, make_session_factory
 from pipeline.generators import select_generator
+from pipeline.media.storage import LocalStorage
 from pipeline.publishers import build_publisher
 from pipeline.publishers.base import Publisher
 from pipeline.publishers.graph_errors import install_log_scrubber
-from pipeline.runner import Runtime
 from pipeline.settings import Settings, get_settings
-from pipeline.storage import LocalStorage
+from pipeline.steps.runtime import Runtime
 
 __all__ = ["build_runtime", "current_runtime"]
 
@@ -47,7 +47,7 @@ def build_runtime(settings: Settings, *, actor: str) -> Runtime:
 
 
 def _publisher(settings: Settings, client: httpx.Client, target: PublishTarget | None) -> Publisher:
-    return build_publisher(target, settings=settings, client=client)
+    return build_publisher(target, settings=settings, client=client, clock=utcnow)
 
 
 def current_runtime() -> Runtime:

@@ -10,7 +10,8 @@ from collections.abc import Iterable
 
 from celery import Celery, current_app
 
-from pipeline.dispatch import Dispatch, Step, batch_dispatches
+from pipeline.steps.claims import Dispatch, batch_dispatches
+from pipeline.steps.moves import Step
 from tasks.app import TASK_NAMES
 
 __all__ = ["send_dispatches"]

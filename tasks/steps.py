@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from pipeline.dispatch import Step
-from pipeline.runner import run_generate, run_step
-from pipeline.tokens import refresh_due_tokens
+from pipeline.publishers.tokens import refresh_due_tokens
+from pipeline.steps.generate import run_generate
+from pipeline.steps.publish import run_publish
+from pipeline.steps.render import run_render
 from tasks.runtime import current_runtime
 from tasks.send import send_dispatches
 
@@ -22,12 +23,12 @@ def generate(post_ids: list[int], token: str) -> None:
 
 @shared_task(name="ryla.render", acks_late=True, soft_time_limit=60, time_limit=90)
 def render(post_id: int, token: str) -> None:
-    send_dispatches(run_step(current_runtime(), Step.RENDER, post_id, token))
+    send_dispatches(run_render(current_runtime(), post_id, token))
 
 
 @shared_task(name="ryla.publish", acks_late=False, soft_time_limit=420, time_limit=480)
 def publish(post_id: int, token: str) -> None:
-    send_dispatches(run_step(current_runtime(), Step.PUBLISH, post_id, token))
+    send_dispatches(run_publish(current_runtime(), post_id, token))
 
 
 @shared_task(name="ryla.refresh_tokens", acks_late=False, soft_time_limit=120, time_limit=150)

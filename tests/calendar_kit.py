@@ -12,9 +12,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from models import ContentCalendar, Post
-from pipeline.calendars import add_rule
-from pipeline.catalog import CharacterIn, InfluencerIn, create_character, create_influencer
-from pipeline.rules import CalendarSettingsIn, RuleIn
+from pipeline.planning.calendars import add_rule
+from pipeline.planning.influencers import (
+    CharacterIn,
+    InfluencerIn,
+    create_character,
+    create_influencer,
+)
+from pipeline.planning.rules import CalendarSettingsIn, RuleIn
 from pipeline.settings import Settings
 from tests.conftest import NOW
 

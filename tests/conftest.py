@@ -6,23 +6,43 @@ Unit tests need no services; integration fixtures live in tests/integration/conf
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import time_machine
 from sqlalchemy.orm import Session, sessionmaker
 
 from models import Base
-from pipeline.catalog import (
+from pipeline.db import make_engine, make_session_factory, session_scope
+from pipeline.planning.influencers import (
     CharacterIn,
     InfluencerIn,
     create_character,
     create_influencer,
 )
-from pipeline.db import make_engine, make_session_factory, session_scope
 from pipeline.settings import Settings
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--days-ahead",
+        type=int,
+        default=0,
+        help="Run with the wall clock moved this many days ahead (proves no test needs today).",
+    )
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _clock_moved_ahead(request: pytest.FixtureRequest) -> Iterator[None]:
+    days = request.config.getoption("--days-ahead")
+    if not days:
+        yield
+        return
+    with time_machine.travel(datetime.now(UTC) + timedelta(days=days), tick=True):
+        yield
 
 
 @pytest.fixture
@@ -66,7 +86,7 @@ def influencer_id(factory: sessionmaker[Session]) -> int:
 def add_post(
     session: Session, handle: str = "mia", *, at: datetime = NOW, lead: int = 0, **kwargs: object
 ) -> int:
-    from pipeline.catalog import PostIn, create_post
+    from pipeline.planning.posts import PostIn, create_post
 
     data = PostIn(publish_at=at, lead_minutes=lead, **kwargs)  # type: ignore[arg-type]
     return create_post(session=session, handle=handle, data=data).id

@@ -9,13 +9,8 @@ import logging
 import os
 from pathlib import Path
 
-from pipeline.generators.base import (
-    GeneratedImage,
-    GenerationError,
-    GenerationRequest,
-    Generator,
-    WeightsMissing,
-)
+from pipeline.errors import GenerationError, WeightsMissing
+from pipeline.generators.base import GeneratedImage, GenerationRequest, Generator
 from pipeline.generators.preview import PreviewGenerator
 from pipeline.settings import GeneratorChoice, Settings
 

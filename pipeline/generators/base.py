@@ -10,21 +10,7 @@ from typing import Any, Protocol
 
 from PIL import Image
 
-__all__ = [
-    "GeneratedImage",
-    "GenerationError",
-    "GenerationRequest",
-    "Generator",
-    "WeightsMissing",
-]
-
-
-class GenerationError(RuntimeError):
-    """Generation failed; the message says why in one line a person can act on."""
-
-
-class WeightsMissing(GenerationError):
-    """Real weights were asked for and are not on this machine."""
+__all__ = ["GeneratedImage", "GenerationRequest", "Generator"]
 
 
 @dataclass(frozen=True)

@@ -20,12 +20,8 @@ from diffusers import ZImagePipeline
 from huggingface_hub import snapshot_download
 from huggingface_hub.errors import HfHubHTTPError
 
-from pipeline.generators.base import (
-    GeneratedImage,
-    GenerationError,
-    GenerationRequest,
-    WeightsMissing,
-)
+from pipeline.errors import GenerationError, WeightsMissing
+from pipeline.generators.base import GeneratedImage, GenerationRequest
 from pipeline.generators.zimage_device import (
     GpuTimer,
     MemoryMode,

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from pipeline.generators.base import GenerationError
+from pipeline.errors import GenerationError
 
 __all__ = [
     "FULL_MODE_MIN_FREE_GIB",

@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -28,7 +30,11 @@ def poll_policy(settings: Settings) -> PollPolicy:
 
 
 def build_publisher(
-    target: PublishTarget | None, *, settings: Settings, client: httpx.Client | None = None
+    target: PublishTarget | None,
+    *,
+    settings: Settings,
+    clock: Callable[[], datetime],
+    client: httpx.Client | None = None,
 ) -> Publisher:
     """The publisher for a target row; no target means the default outbox folder.
 
@@ -48,5 +54,9 @@ def build_publisher(
     if target.kind is TargetKind.WEBHOOK:
         return WebhookPublisher.from_target(config=target.config, secrets=secrets, client=client)
     return InstagramPublisher.from_target(
-        config=target.config, secrets=secrets, client=client, poll=poll_policy(settings)
+        config=target.config,
+        secrets=secrets,
+        client=client,
+        clock=clock,
+        poll=poll_policy(settings),
     )

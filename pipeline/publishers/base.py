@@ -17,50 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-__all__ = [
-    "AuthExpired",
-    "Checkpoint",
-    "MediaItem",
-    "OutcomeUnknown",
-    "PermanentPublishError",
-    "PublishError",
-    "PublishRequest",
-    "PublishResult",
-    "Publisher",
-    "QuotaExceeded",
-    "TargetUnusable",
-    "TransientPublishError",
-]
-
-
-class PublishError(RuntimeError):
-    """Publishing did not complete."""
-
-
-class TransientPublishError(PublishError):
-    """Worth retrying later with the same attempt."""
-
-
-class PermanentPublishError(PublishError):
-    """Retrying will not help: the post itself must change."""
-
-
-class AuthExpired(PublishError):
-    """The target's credentials are no longer accepted."""
-
-
-class QuotaExceeded(PublishError):
-    def __init__(self, message: str, retry_at: datetime | None = None) -> None:
-        super().__init__(message)
-        self.retry_at = retry_at
-
-
-class OutcomeUnknown(PublishError):
-    """The external effect cannot be verified; never repeat it automatically."""
-
-
-class TargetUnusable(PublishError):
-    """Nothing was sent: the target needs a person (settings, secrets, a new token)."""
+__all__ = ["Checkpoint", "MediaItem", "PublishRequest", "PublishResult", "Publisher"]
 
 
 @dataclass(frozen=True)

@@ -8,12 +8,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
 
-from pipeline.publishers.base import PermanentPublishError, PublishError, TransientPublishError
+from pipeline.errors import PermanentPublishError, PublishError, TransientPublishError
 from pipeline.publishers.graph_errors import (
     AnswerLost,
     GraphError,
@@ -225,7 +225,7 @@ class RefreshedToken:
 
 
 def refresh_long_lived_token(
-    *, client: httpx.Client, base_url: str, access_token: str, now: datetime | None = None
+    *, client: httpx.Client, base_url: str, access_token: str, now: datetime
 ) -> RefreshedToken:
     """Swap a long-lived Instagram-login token (older than 24 h) for a fresh 60-day one."""
     policy = PollPolicy(request_tries=1)
@@ -237,4 +237,4 @@ def refresh_long_lived_token(
         token, expires_in = str(body["access_token"]), int(body["expires_in"])
     except (KeyError, TypeError, ValueError):
         raise TransientPublishError("Instagram token refresh: the answer had no token") from None
-    return RefreshedToken(token, (now or datetime.now(UTC)) + timedelta(seconds=expires_in))
+    return RefreshedToken(token, now + timedelta(seconds=expires_in))

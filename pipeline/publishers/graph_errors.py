@@ -20,11 +20,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.publishers.base import (
+from pipeline.errors import (
     AuthExpired,
     PermanentPublishError,
     PublishError,
     QuotaExceeded,
+    Throttled,
     TransientPublishError,
 )
 
@@ -65,12 +66,8 @@ _SECRET_FIELDS = re.compile(
 )
 
 
-class GraphThrottled(TransientPublishError):
-    """A rate limit: hammering will not help, come back after ``retry_after`` seconds."""
-
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
+class GraphThrottled(Throttled):
+    """A Graph API rate limit: hammering will not help, come back after ``retry_after`` s."""
 
 
 class ContainerNotReady(TransientPublishError):

@@ -23,13 +23,8 @@ from typing import Any
 
 import httpx
 
-from pipeline.publishers.base import (
-    Checkpoint,
-    PermanentPublishError,
-    PublishRequest,
-    PublishResult,
-    TransientPublishError,
-)
+from pipeline.errors import PermanentPublishError, TransientPublishError
+from pipeline.publishers.base import Checkpoint, PublishRequest, PublishResult
 
 __all__ = [
     "IDEMPOTENCY_HEADER",

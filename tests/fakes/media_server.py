@@ -9,7 +9,9 @@ import threading
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
-from pipeline.media_urls import MEDIA_PATH, MediaUrlError, sign_media_url, verify_media_url
+from models import utcnow
+from pipeline.errors import MediaUrlError
+from pipeline.media.urls import MEDIA_PATH, sign_media_url, verify_media_url
 from tests.fakes.loopback import LoopbackFake, LoopbackServer, RequestHandler
 
 __all__ = ["FakeMediaHost"]
@@ -55,7 +57,7 @@ class FakeMediaHost(LoopbackFake):
 
     def _key_for(self, path: str) -> str:
         if self.secret is not None:
-            return verify_media_url(path, self.secret)
+            return verify_media_url(path, self.secret, now=utcnow())
         if not path.startswith(MEDIA_PATH):
             raise MediaUrlError("not a media path")
         return path[len(MEDIA_PATH) :].split("?")[0]

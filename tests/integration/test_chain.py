@@ -15,8 +15,8 @@ from sqlalchemy import func, select, update
 
 from models import Asset, Influencer, Post, PostEvent, PostStatus, PublishAttempt, utcnow
 from pipeline.db import session_scope
-from pipeline.dispatch import Step
-from pipeline.triggers import trigger
+from pipeline.steps.moves import Step
+from pipeline.steps.triggers import trigger
 from tasks.send import send_dispatches
 from tests.conftest import add_influencer, add_post
 from tests.integration.conftest import Backend, Processes

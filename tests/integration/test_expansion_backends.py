@@ -13,11 +13,11 @@ from sqlalchemy import select
 
 from migrations import migrate
 from models import Post
-from pipeline.calendars import edit_calendar
 from pipeline.db import make_engine, make_session_factory, session_scope
-from pipeline.holds import delete_calendar, pause_calendar, resume_calendar
-from pipeline.rules import CalendarSettingsIn, RuleIn
-from pipeline.schedule import expand_due_calendars
+from pipeline.planning.calendars import edit_calendar
+from pipeline.planning.expand import expand_due_calendars
+from pipeline.planning.holds import delete_calendar, pause_calendar, resume_calendar
+from pipeline.planning.rules import CalendarSettingsIn, RuleIn
 from pipeline.settings import Settings
 from tests.calendar_kit import make_calendar, make_influencer
 from tests.conftest import NOW

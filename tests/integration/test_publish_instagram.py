@@ -21,9 +21,9 @@ from sqlalchemy import select
 from migrations import migrate
 from models import Post, PostStatus, PublishAttempt, PublishTarget, TargetKind, utcnow
 from pipeline.db import make_engine, make_session_factory, session_scope
+from pipeline.publishers.targets import TargetIn, create_target
 from pipeline.settings import Settings
-from pipeline.targets import TargetIn, create_target
-from pipeline.triggers import cancel
+from pipeline.steps.triggers import cancel
 from tasks.app import create_app
 from tests.conftest import add_influencer, add_post
 from tests.fakes.graph_api import FakeGraphApi
@@ -80,6 +80,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         with session_scope(backend.factory) as s:
             add_influencer(s)
             create_target(
+                now=utcnow(),
                 session=s,
                 settings=settings,
                 handle="mia",

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from models import Post, PostStatus, PublishAttempt, TargetKind, utcnow
 from pipeline.db import session_scope
-from pipeline.targets import TargetIn, create_target
+from pipeline.publishers.targets import TargetIn, create_target
 from tests.conftest import add_influencer, add_post
 from tests.fakes.webhook_receiver import WebhookReceiver
 from tests.integration.conftest import Backend, Processes
@@ -34,6 +34,7 @@ def test_a_webhook_gets_each_post_once_despite_errors_and_lost_answers(
         with session_scope(backend.factory) as s:
             add_influencer(s)
             create_target(
+                now=utcnow(),
                 session=s,
                 settings=settings,
                 handle="mia",

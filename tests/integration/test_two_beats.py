@@ -21,8 +21,8 @@ from sqlalchemy import func, select
 from migrations import migrate
 from models import Post, PostEvent, PostStatus, utcnow
 from pipeline.db import make_engine, make_session_factory, session_scope
-from pipeline.scheduler import TickReport, tick
 from pipeline.settings import Settings
+from pipeline.steps.tick import TickReport, tick
 from tasks.beat import run_beat
 from tests.conftest import add_influencer, add_post
 from tests.integration.conftest import fresh_database

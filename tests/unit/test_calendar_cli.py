@@ -1,4 +1,4 @@
-"""``ryla calendar edit|pause|resume|delete|list|import`` and ``ryla influencer pause|resume``."""
+"""``ryla calendar add|edit|pause|resume|delete|list|import``, ``ryla influencer pause|resume``."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from models import ContentCalendar, Post, SlotRule
 Invoke = Callable[..., Result]
 
 NEW_COMMANDS = [
+    ["calendar", "add"],
     ["calendar", "edit"],
     ["calendar", "pause"],
     ["calendar", "resume"],
@@ -136,3 +137,46 @@ def test_an_import_of_good_rows_reports_what_it_added(ryla: Invoke, tmp_path: Pa
     result = ryla("calendar", "import", str(plan))
     assert result.output.strip() == "imported 1 post(s) and 1 rule(s) (1 calendar(s) created)"
     assert counts(tmp_path) == (2, 2, 1)
+
+
+def test_add_import_and_edit_share_one_validation_path(ryla: Invoke, tmp_path: Path) -> None:
+    """The same bad rotation is refused the same way by every door, and nothing is written."""
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(
+        "rules:\n  - {handle: mia, calendar: extra, days: mon, times: '09:00',"
+        " scenes: [travel, travel]}\n",
+        encoding="utf-8",
+    )
+    doors = {
+        "add": ryla(
+            "calendar", "add", "mia", "extra", "--days", "mon", "--times", "09:00",
+            "--scene", "travel,travel",
+        ),
+        "edit": ryla("calendar", "edit", "mia", "main", "--scene", "travel,travel"),
+        "import": ryla("calendar", "import", str(plan)),
+    }  # fmt: skip
+    for door, result in doors.items():
+        assert result.exit_code == 2, door
+        assert "scenes lists 'travel' twice" in result.output, door
+    assert counts(tmp_path) == (1, 1, 0)
+
+
+def test_calendar_add_takes_an_rrule_a_start_and_a_horizon(ryla: Invoke, tmp_path: Path) -> None:
+    result = ryla(
+        "calendar", "add", "mia", "evenings", "--rrule", "FREQ=WEEKLY;BYDAY=MO,TH;BYHOUR=19",
+        "--start", "2026-12-01", "--horizon-days", "30", "--caption-template", "{day} vibes",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert result.output.strip().endswith("FREQ=WEEKLY;BYDAY=MO,TH;BYHOUR=19 from 2026-12-01T00:00")
+    assert "evenings  active" in ryla("calendar", "list", "mia").output
+    assert counts(tmp_path) == (2, 2, 0)
+
+
+def test_calendar_add_to_an_existing_calendar_adds_a_rule_unless_it_is_a_copy(
+    ryla: Invoke, tmp_path: Path
+) -> None:
+    added = ryla("calendar", "add", "mia", "main", "--days", "sat", "--times", "11:00")
+    assert added.output.startswith("calendar main: rule added")
+    copy = ryla("calendar", "add", "mia", "main", "--days", "daily", "--times", "09:00")
+    assert "already has this schedule (rule 1)" in one_error_line(copy)
+    assert counts(tmp_path) == (1, 2, 0)

@@ -9,8 +9,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from models import ContentCalendar, Post, SlotRule
-from pipeline.calendar_import import ImportRejected, import_rows, read_rows
-from pipeline.catalog import InputError
+from pipeline.errors import InputError
+from pipeline.planning.imports import ImportRejected, import_rows, read_rows
 from pipeline.settings import Settings
 from tests.conftest import NOW
 

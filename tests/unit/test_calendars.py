@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from datetime import timedelta
 from typing import Any
 
@@ -11,12 +10,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from models import Post, PostEvent, PostStatus, SlotRule
-from pipeline.calendars import edit_calendar, list_calendars
-from pipeline.catalog import InputError
-from pipeline.dispatch import Step, claim, move
-from pipeline.rules import CalendarSettingsIn, RuleIn
-from pipeline.schedule import expand_due_calendars
+from pipeline.errors import InputError
+from pipeline.planning.calendars import edit_calendar, list_calendars
+from pipeline.planning.expand import expand_due_calendars
+from pipeline.planning.rules import CalendarSettingsIn, RuleIn
 from pipeline.settings import Settings
+from pipeline.steps.claims import claim
+from pipeline.steps.moves import Step, move
 from tests.calendar_kit import make_calendar, plan
 from tests.conftest import NOW
 
@@ -173,20 +173,3 @@ def test_the_list_shows_state_rules_and_the_next_slot(planned: Session, settings
     assert (row.name, row.state, row.planned) == ("main", "active", 12)
     assert row.rules == ["#1 mon,wed,fri 09:00,18:30"]
     assert row.next_post == "2026-11-27 09:00 Europe/Berlin"
-
-
-@pytest.mark.parametrize(
-    "module",
-    [
-        "pipeline.calendars",
-        "pipeline.calendar_import",
-        "pipeline.holds",
-        "pipeline.rotation",
-        "pipeline.rules",
-        "pipeline.schedule",
-        "pipeline.slot_insert",
-    ],
-)
-def test_the_public_names_of_the_calendar_modules_exist(module: str) -> None:
-    loaded = importlib.import_module(module)
-    assert all(hasattr(loaded, name) for name in loaded.__all__)

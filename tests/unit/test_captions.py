@@ -14,7 +14,6 @@ from models import Influencer, Post
 from pipeline.captions import (
     MAX_ALT_TEXT_CHARS,
     Caption,
-    CaptionError,
     build_alt_text,
     build_caption,
     caption_variables,
@@ -23,7 +22,8 @@ from pipeline.captions import (
     count_mentions,
     merge_hashtags,
 )
-from pipeline.prompts import ENVIRONMENTS, SCENES
+from pipeline.errors import CaptionError
+from pipeline.generators.prompts import ENVIRONMENTS, SCENES
 
 
 def _caption(

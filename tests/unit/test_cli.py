@@ -182,7 +182,7 @@ def test_calendar_add_reports_its_rule(ryla: Invoke) -> None:
         "urban",
     )
     assert result.exit_code == 0
-    assert "days [1, 2, 3, 4, 5] at 09:00, 18:30" in result.output
+    assert "rule 1 mon,tue,wed,thu,fri 09:00,18:30" in result.output
 
 
 @pytest.mark.parametrize(

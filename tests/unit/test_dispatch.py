@@ -18,17 +18,12 @@ from models import (
     TargetKind,
 )
 from pipeline.db import session_scope
-from pipeline.dispatch import (
-    Dispatch,
-    InvalidTransition,
-    Step,
-    claim,
-    move,
-    release_lease,
-    take_lease,
-)
-from pipeline.scheduler import claim_due, mark_missed, reconcile_expired, tick
+from pipeline.errors import InvalidTransition
 from pipeline.settings import Settings
+from pipeline.steps.claims import Dispatch, claim, claim_due
+from pipeline.steps.lease import release_lease, take_lease
+from pipeline.steps.moves import Step, move
+from pipeline.steps.tick import mark_missed, reconcile_expired, tick
 from tests.conftest import NOW, add_post
 
 S = PostStatus

@@ -17,17 +17,17 @@ from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
 from models import Asset, AssetKind, Base, Character, Influencer, Post, PostStatus
-from pipeline.feed_plan import (
+from pipeline.errors import PlanError
+from pipeline.media.storage import LocalStorage
+from pipeline.planning.feed_plan import (
     COLUMNS,
     GAP,
     HEADER_HEIGHT,
     TILE_SIZE,
-    PlanError,
     PlanTile,
     draw_feed_plan,
     plan_tiles,
 )
-from pipeline.storage import LocalStorage
 
 PARIS = ZoneInfo("Europe/Paris")
 NOW = datetime(2026, 11, 16, 8, 0, tzinfo=UTC)

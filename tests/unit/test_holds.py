@@ -9,17 +9,19 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from models import ContentCalendar, Post, PostEvent, PostStatus, SlotRule
-from pipeline.dispatch import Step, claim, take_lease
-from pipeline.holds import (
+from pipeline.planning.expand import expand_due_calendars
+from pipeline.planning.holds import (
     delete_calendar,
     pause_calendar,
     pause_influencer,
     resume_calendar,
     resume_influencer,
 )
-from pipeline.schedule import expand_due_calendars
-from pipeline.scheduler import claim_due, mark_missed
 from pipeline.settings import Settings
+from pipeline.steps.claims import claim, claim_due
+from pipeline.steps.lease import take_lease
+from pipeline.steps.moves import Step
+from pipeline.steps.tick import mark_missed
 from tests.calendar_kit import make_calendar, plan
 from tests.conftest import NOW
 

@@ -15,15 +15,15 @@ from typing import Any
 import httpx
 import pytest
 
-from pipeline.publishers.base import (
+from pipeline.errors import (
     AuthExpired,
     OutcomeUnknown,
     PermanentPublishError,
     PublishError,
-    PublishRequest,
     QuotaExceeded,
     TransientPublishError,
 )
+from pipeline.publishers.base import PublishRequest
 from pipeline.publishers.graph_api import PollPolicy
 from pipeline.publishers.graph_errors import GraphThrottled, PublishingRestricted
 from pipeline.publishers.instagram import InstagramPublisher

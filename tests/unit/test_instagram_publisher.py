@@ -14,7 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
-from pipeline.publishers.base import PermanentPublishError, PublishRequest
+from pipeline.errors import PermanentPublishError
+from pipeline.publishers.base import PublishRequest
 from pipeline.publishers.graph_api import (
     GraphApi,
     PollPolicy,
@@ -53,6 +54,7 @@ def publisher(graph: FakeGraphApi, client: httpx.Client, **options: Any) -> Inst
         config={"base_url": graph.base_url, "api_version": "v24.0", "ig_user_id": graph.ig_user_id},
         secrets={"access_token": next(iter(graph.tokens))},
         client=client,
+        clock=lambda: datetime.fromtimestamp(graph.clock(), UTC),
         poll=dataclasses.replace(FAST, **options),
     )
 

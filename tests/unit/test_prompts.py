@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.prompts import ENVIRONMENTS, SCENES, Identity, PromptError, build_prompt
+from pipeline.errors import PromptError
+from pipeline.generators.prompts import ENVIRONMENTS, SCENES, Identity, build_prompt
 
 
 def test_ships_eight_scene_and_seven_environment_presets() -> None:

@@ -18,11 +18,11 @@ import pytest
 from PIL import Image, ImageCms, ImageDraw
 from skimage import data
 
-from pipeline.framing import Box, detect_faces
-from pipeline.jpeg import DIGITAL_SOURCE_TYPE, srgb_icc
-from pipeline.renditions import (
+from pipeline.errors import RenderError
+from pipeline.media.framing import Box, detect_faces
+from pipeline.media.jpeg import DIGITAL_SOURCE_TYPE, srgb_icc
+from pipeline.media.renditions import (
     FORMATS,
-    RenderError,
     RenderSet,
     Rendition,
     nearest_feed_format,
@@ -257,7 +257,7 @@ def test_same_source_gives_the_same_bytes(astronaut_png: bytes, astronaut_set: R
 def test_same_source_gives_the_same_bytes_in_another_process(astronaut_png: bytes) -> None:
     script = (
         "import hashlib, sys\n"
-        "from pipeline.renditions import FORMATS, render_set\n"
+        "from pipeline.media.renditions import FORMATS, render_set\n"
         "result = render_set(sys.stdin.buffer.read(), list(FORMATS))\n"
         "parts = [r.data for r in result.renditions] + [result.thumbnail.data]\n"
         "print(hashlib.sha256(b''.join(parts)).hexdigest())\n"

@@ -17,8 +17,9 @@ from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 from skimage import data
 
-from pipeline.jpeg import plain_png_size
-from pipeline.renditions import RenderError, render_renditions, render_set, render_thumbnail
+from pipeline.errors import RenderError
+from pipeline.media.jpeg import plain_png_size
+from pipeline.media.renditions import render_renditions, render_set, render_thumbnail
 
 D50 = (0.9642, 1.0, 0.8249)
 

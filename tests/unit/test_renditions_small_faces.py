@@ -12,8 +12,8 @@ import numpy as np
 from PIL import Image
 from skimage import data
 
-from pipeline.framing import Box, detect_faces
-from pipeline.renditions import FORMATS, render_set
+from pipeline.media.framing import Box, detect_faces
+from pipeline.media.renditions import FORMATS, render_set
 
 # Where OpenCV's frontal-face cascade finds the astronaut's face in the 512x512 photograph.
 ASTRONAUT_FACE = Box(177, 66, 95, 95)

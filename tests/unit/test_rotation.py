@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from models import Post
-from pipeline.rotation import combinations, pick_caption, rotate
-from pipeline.schedule import expand_due_calendars
+from pipeline.planning.expand import expand_due_calendars
+from pipeline.planning.rotation import combinations, pick_caption, rotate
 from pipeline.settings import Settings
 from tests.calendar_kit import make_calendar, plan
 from tests.conftest import NOW

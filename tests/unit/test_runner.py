@@ -22,17 +22,20 @@ from models import (
     PublishAttempt,
     PublishTarget,
 )
-from pipeline.catalog import InputError
 from pipeline.db import session_scope
-from pipeline.dispatch import Dispatch, Step, batch_dispatches
+from pipeline.errors import InputError, OutcomeUnknown
 from pipeline.generators import GeneratedImage, GenerationRequest, PreviewGenerator
+from pipeline.media.storage import LocalStorage
 from pipeline.publishers import build_publisher
-from pipeline.publishers.base import Checkpoint, OutcomeUnknown, PublishRequest, PublishResult
-from pipeline.runner import Runtime, run_generate, run_step
-from pipeline.scheduler import tick
+from pipeline.publishers.base import Checkpoint, PublishRequest, PublishResult
 from pipeline.settings import Settings
-from pipeline.storage import LocalStorage
-from pipeline.triggers import approve, cancel, resolve_unknown, trigger
+from pipeline.steps.claims import Dispatch, batch_dispatches
+from pipeline.steps.generate import run_generate
+from pipeline.steps.moves import Step
+from pipeline.steps.run import run_step
+from pipeline.steps.runtime import Runtime
+from pipeline.steps.tick import tick
+from pipeline.steps.triggers import approve, cancel, resolve_unknown, trigger
 from tests.conftest import NOW, add_post
 
 S = PostStatus
@@ -79,7 +82,7 @@ def make_runtime(
         generator_factory=lambda: generator or PreviewGenerator(),
         publisher_factory=(lambda target: publisher)
         if publisher
-        else (lambda target: build_publisher(target, settings=settings)),
+        else (lambda target: build_publisher(target, settings=settings, clock=lambda: NOW)),
         actor="test-worker",
         clock=lambda: NOW,
     )

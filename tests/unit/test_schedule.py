@@ -10,16 +10,11 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from models import ContentCalendar, Influencer, Post
-from pipeline.catalog import CalendarIn, create_calendar
-from pipeline.schedule import (
-    ScheduleError,
-    expand_due_calendars,
-    local_label,
-    parse_days,
-    parse_times,
-    parse_when,
-    resolve_local,
-)
+from pipeline.errors import ScheduleError
+from pipeline.planning.calendars import add_rule
+from pipeline.planning.expand import expand_due_calendars
+from pipeline.planning.rules import CalendarSettingsIn, RuleIn
+from pipeline.planning.times import local_label, parse_days, parse_times, parse_when, resolve_local
 from pipeline.settings import Settings
 from tests.calendar_kit import make_calendar, make_influencer, plan
 from tests.conftest import NOW, add_influencer, add_post
@@ -80,17 +75,20 @@ def test_when_accepts_now_relative_local_and_offset_times() -> None:
 
 
 def _calendar(session: Session) -> None:
-    create_calendar(
+    add_rule(
         session=session,
         handle="mia",
-        data=CalendarIn(
-            "main",
-            "mon,wed,fri",
-            "09:00,18:30",
+        calendar_name="main",
+        rule=RuleIn(
+            days="mon,wed,fri",
+            times="09:00,18:30",
             scenes=["beach_day", "workout", "travel"],
             environments=["beach", "urban"],
-            lead_minutes=45,
         ),
+        settings_in=CalendarSettingsIn(lead_minutes=45),
+        character=None,
+        settings=Settings(),
+        now=NOW,
     )
 
 

@@ -8,19 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.crypto import (
-    SecretsError,
-    decrypt_secrets,
-    derive_key,
-    encrypt_secrets,
-    rotate_secrets,
-)
-from pipeline.media_urls import (
-    MediaUrlError,
-    sign_media_url,
-    verify_media_signature,
-    verify_media_url,
-)
+from pipeline.crypto import decrypt_secrets, derive_key, encrypt_secrets, rotate_secrets
+from pipeline.errors import MediaUrlError, SecretsError
+from pipeline.media.urls import sign_media_url, verify_media_signature, verify_media_url
 from pipeline.settings import get_settings, load_secret_key
 
 APP_SECRET = "app-secret-for-tests-0123456789abcdefghij"

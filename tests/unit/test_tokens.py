@@ -10,12 +10,12 @@ import httpx
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from models import PublishTarget, TargetKind, utcnow
+from models import PublishTarget, TargetKind
 from pipeline.crypto import decrypt_secrets
 from pipeline.db import session_scope
+from pipeline.publishers.targets import TargetIn, create_target
+from pipeline.publishers.tokens import refresh_due_tokens, token_due
 from pipeline.settings import Settings, load_secret_key
-from pipeline.targets import TargetIn, create_target
-from pipeline.tokens import refresh_due_tokens, token_due
 from tests.conftest import NOW
 from tests.fakes.graph_api import FakeGraphApi
 
@@ -33,6 +33,7 @@ def add_target(
 ) -> int:
     with session_scope(factory) as s:
         target = create_target(
+            now=NOW,
             session=s,
             settings=settings,
             handle="mia",
@@ -99,7 +100,7 @@ def test_a_token_entered_today_is_not_refreshed_today(
     factory: sessionmaker[Session], settings: Settings, graph: FakeGraphApi, influencer_id: int
 ) -> None:
     add_target(factory, settings, graph)
-    assert refresh(factory, settings, when=utcnow()) == 0
+    assert refresh(factory, settings, when=NOW) == 0
 
 
 def test_a_refused_refresh_flags_the_target_for_a_person(

@@ -11,7 +11,8 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from pipeline.publishers.base import PermanentPublishError, PublishRequest, TransientPublishError
+from pipeline.errors import PermanentPublishError, TransientPublishError
+from pipeline.publishers.base import PublishRequest
 from pipeline.publishers.webhook import (
     IDEMPOTENCY_HEADER,
     SIGNATURE_HEADER,

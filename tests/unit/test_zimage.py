@@ -17,8 +17,9 @@ import torch
 from diffusers import ZImagePipeline
 from PIL import Image
 
+from pipeline.errors import GenerationError, WeightsMissing
 from pipeline.generators import zimage, zimage_device
-from pipeline.generators.base import GenerationError, GenerationRequest, WeightsMissing
+from pipeline.generators.base import GenerationRequest
 from pipeline.generators.zimage import ZImageGenerator
 from pipeline.generators.zimage_device import MemoryMode
 from pipeline.generators.zimage_lora import LoraAdapters

@@ -11,10 +11,10 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from models import AttemptStatus, Post, PostStatus, PublishAttempt, can_move
-from pipeline.catalog import InputError
-from pipeline.dispatch import Dispatch, Step, claim, move
-from pipeline.scheduler import claim_due
+from pipeline.errors import InputError
 from pipeline.settings import Settings
+from pipeline.steps.claims import Dispatch, claim, claim_due
+from pipeline.steps.moves import Step, move
 
 __all__ = ["approve", "cancel", "resolve_unknown", "trigger"]
 

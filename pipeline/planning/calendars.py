@@ -13,13 +13,28 @@ from typing import Any
 from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
-from models import ContentCalendar, Influencer, Post, PostEvent, PostStatus, SlotRule
-from pipeline.catalog import InputError, get_influencer, pick_character
-from pipeline.dispatch import move
-from pipeline.rules import CalendarSettingsIn, RuleIn, calendar_fields, describe_rule, rule_fields
-from pipeline.schedule import local_label, slot_rows, zone
+from models import (
+    ContentCalendar,
+    Influencer,
+    Post,
+    PostEvent,
+    PostStatus,
+    SlotRule,
+)
+from pipeline.errors import InputError
+from pipeline.planning.expand import slot_rows
+from pipeline.planning.influencers import get_influencer, pick_character
+from pipeline.planning.rules import (
+    CalendarSettingsIn,
+    RuleIn,
+    calendar_fields,
+    describe_rule,
+    rule_fields,
+)
+from pipeline.planning.slots import insert_slots
+from pipeline.planning.times import local_label, zone
 from pipeline.settings import Settings
-from pipeline.slot_insert import insert_slots
+from pipeline.steps.moves import move
 
 __all__ = [
     "CalendarSummary",

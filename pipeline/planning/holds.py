@@ -12,11 +12,11 @@ from sqlalchemy import ColumnElement, and_, func, select
 from sqlalchemy.orm import Session
 
 from models import ContentCalendar, Influencer, Post, PostStatus
-from pipeline.calendars import get_calendar
-from pipeline.catalog import get_influencer
-from pipeline.dispatch import move_many, return_moves
-from pipeline.scheduler import not_held
+from pipeline.planning.calendars import get_calendar
+from pipeline.planning.influencers import get_influencer
 from pipeline.settings import Settings
+from pipeline.steps.claims import not_held
+from pipeline.steps.moves import move_many, return_moves
 
 __all__ = [
     "Deleted",

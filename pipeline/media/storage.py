@@ -12,11 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Protocol
 
+from pipeline.errors import StorageError
+
 __all__ = ["LocalStorage", "Storage", "StorageError", "StoredObject"]
-
-
-class StorageError(ValueError):
-    """A storage key is malformed or points outside the storage root."""
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
-"""``ryla target …`` (where posts go), ``ryla serve`` (the media endpoint), ``ryla model …``.
+"""``ryla target add|token|list``: where posts go (outbox, signed webhook, Instagram).
 
-Secrets are prompted for with hidden input (or read from an environment variable), never
+Secrets are prompted for with hidden input or read from an environment variable, never
 taken as plain command-line values that would land in shell history.
 """
 
@@ -12,16 +12,19 @@ import click
 from sqlalchemy import select
 
 from admin.context import CliContext
-from models import Influencer, PublishTarget, TargetKind
-from pipeline.targets import TargetIn, create_target, set_target_secrets
+from models import Influencer, PublishTarget, TargetKind, utcnow
+from pipeline.publishers.targets import TargetIn, create_target, set_target_secrets
 
-__all__ = ["model", "serve", "target"]
+__all__ = ["target", "target_add", "target_list", "target_token"]
+
 
 _SECRET_ENV = {
     "access_token": "RYLA_TARGET_ACCESS_TOKEN",
     "signing_key": "RYLA_TARGET_SIGNING_KEY",
     "url": "RYLA_TARGET_WEBHOOK_URL",
 }
+
+
 _SECRETS_OF = {
     TargetKind.INSTAGRAM: ("access_token",),
     TargetKind.WEBHOOK: ("url", "signing_key"),
@@ -83,7 +86,9 @@ def target_add(
     }
     data = TargetIn(name, TargetKind(kind), config, _ask_secrets(TargetKind(kind)))
     with obj.session() as session:
-        created = create_target(session=session, settings=obj.settings, handle=handle, data=data)
+        created = create_target(
+            session=session, settings=obj.settings, handle=handle, data=data, now=utcnow()
+        )
         click.echo(f"target {created.name} ({created.kind}) added for {handle}")
 
 
@@ -95,7 +100,9 @@ def target_token(obj: CliContext, name: str) -> None:
     with obj.session() as session:
         kind = session.scalars(select(PublishTarget.kind).where(PublishTarget.name == name)).first()
         secrets = _ask_secrets(kind) if kind else {}
-        set_target_secrets(session=session, settings=obj.settings, name=name, secrets=secrets)
+        set_target_secrets(
+            session=session, settings=obj.settings, name=name, secrets=secrets, now=utcnow()
+        )
     click.echo(f"target {name}: secrets replaced")
 
 
@@ -119,41 +126,3 @@ def target_list(obj: CliContext) -> None:
     for name, kind, handle, reauth in rows:
         flag = "  NEEDS RE-AUTHORISATION" if reauth else ""
         click.echo(f"{name:<24} {kind.value:<10} {handle or '-'}{flag}")
-
-
-@click.command()
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
-@click.pass_obj
-def serve(obj: CliContext, host: str, port: int) -> None:
-    """Serve media at signed URLs under RYLA_PUBLIC_BASE_URL, for Instagram to fetch."""
-    from admin.media_server import make_media_server
-
-    obj.log_progress()
-    server = make_media_server(obj.settings, host, port)
-    click.echo(f"serving media on http://{host}:{port} (public: {obj.settings.public_base_url})")
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
-
-
-@click.group()
-def model() -> None:
-    """Model weights for the zimage generator."""
-
-
-@model.command("download")
-@click.pass_obj
-def model_download(obj: CliContext) -> None:
-    """Download Z-Image-Turbo into the HF cache (or RYLA_ZIMAGE_PATH); needs internet."""
-    try:
-        from pipeline.generators import zimage
-    except ImportError as exc:
-        raise click.ClickException(
-            f"the GPU extra is not installed ({exc.name}): pip install 'ryla-pipeline[gpu]'"
-        ) from None
-    click.echo(f"downloading {obj.settings.zimage_model_id} …")
-    click.echo(f"weights in {zimage.download_weights(obj.settings)}")

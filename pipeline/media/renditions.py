@@ -18,20 +18,21 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from pipeline.framing import Box, Framing, crop_box, find_subject, resize_array
-from pipeline.jpeg import ColourError, encode_jpeg, plain_png_size, to_srgb
+from pipeline.errors import RenderError
+from pipeline.media.framing import Box, Framing, crop_box, find_subject, resize_array
+from pipeline.media.jpeg import ColourError, encode_jpeg, plain_png_size, to_srgb
 
 __all__ = [
     "CAROUSEL_FORMATS",
     "FORMATS",
     "MAX_JPEG_BYTES",
     "MAX_SOURCE_PIXELS",
-    "RenderError",
     "RenderSet",
     "Rendition",
     "check_formats",
     "load_pixels",
     "load_source",
+    "nearest_feed_format",
     "render_carousel",
     "render_renditions",
     "render_set",
@@ -54,10 +55,6 @@ THUMBNAIL_WIDTH = 300
 THUMBNAIL_WIDTHS = (32, 1440)
 # Decoders we accept sources from (JPEG covers MPO); others, e.g. EPS, are never tried.
 _SOURCE_FORMATS = ("PNG", "JPEG", "WEBP", "TIFF", "GIF", "BMP", "AVIF")
-
-
-class RenderError(ValueError):
-    """The source image or the requested format cannot be rendered; the message says what to do."""
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from models import PublishTarget, TargetKind
 from pipeline.crypto import decrypt_secrets, encrypt_secrets
 from pipeline.db import session_scope
-from pipeline.publishers.base import AuthExpired, PublishError
+from pipeline.errors import AuthExpired, PublishError
 from pipeline.publishers.graph_api import refresh_long_lived_token
 from pipeline.publishers.instagram import DEFAULT_BASE_URL
 from pipeline.settings import Settings, load_secret_key

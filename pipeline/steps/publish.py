@@ -6,13 +6,12 @@ progress (e.g. an Instagram container id) to the publisher instead of starting o
 
 from __future__ import annotations
 
+import logging
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from models import (
     Asset,
@@ -20,32 +19,30 @@ from models import (
     AttemptStatus,
     Influencer,
     Post,
+    PostStatus,
     PublishAttempt,
     PublishTarget,
     TargetKind,
 )
 from pipeline.db import session_scope
-from pipeline.dispatch import LeaseLost
-from pipeline.media_urls import sign_media_url
-from pipeline.publishers.base import (
-    Checkpoint,
-    MediaItem,
+from pipeline.errors import (
     PermanentPublishError,
-    PublishRequest,
-    PublishResult,
+    TargetUnusable,
 )
-from pipeline.settings import Settings, load_secret_key
-from pipeline.storage import LocalStorage
+from pipeline.media.storage import LocalStorage
+from pipeline.media.urls import MediaLinks
+from pipeline.publishers.base import MediaItem, Publisher, PublishRequest, PublishResult
+from pipeline.publishers.targets import resolve_target
+from pipeline.steps.attempts import RESUME_KEYS, attempt_checkpoint, finish_attempt
+from pipeline.steps.claims import Dispatch
+from pipeline.steps.lease import Lease, run_leased
+from pipeline.steps.moves import Step
+from pipeline.steps.runtime import Runtime
 
-__all__ = [
-    "RESUME_KEYS",
-    "MediaLinks",
-    "PublishJob",
-    "attempt_checkpoint",
-    "finish_attempt",
-    "prepare_publish",
-    "resolve_target",
-]
+__all__ = ["URL_KINDS", "PublishJob", "prepare_publish", "run_publish"]
+
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -56,34 +53,7 @@ class PublishJob:
     already: PublishResult | None  # an earlier attempt succeeded: record it, send nothing
 
 
-def resolve_target(session: Session, post: Post) -> PublishTarget | None:
-    """The post's own target, else the influencer's first, else None (the default outbox)."""
-    if post.publish_target_id is not None:
-        return session.get_one(PublishTarget, post.publish_target_id)
-    return session.scalars(
-        select(PublishTarget)
-        .where(PublishTarget.influencer_id == post.influencer_id)
-        .order_by(PublishTarget.id)
-        .limit(1)
-    ).first()
-
-
-# What a publisher may checkpoint, and so what an interrupted attempt resumes from.
-RESUME_KEYS = ("container_id", "external_id", "publish_requested")
 URL_KINDS = frozenset({TargetKind.INSTAGRAM, TargetKind.WEBHOOK})
-
-
-@dataclass(frozen=True)
-class MediaLinks:
-    """Signed, expiring public URLs for the media that targets fetch (Instagram, webhooks)."""
-
-    settings: Settings
-    now: datetime
-
-    def url(self, key: str) -> str:
-        expires = self.now + timedelta(hours=self.settings.media_url_ttl_hours)
-        secret = load_secret_key(self.settings)
-        return sign_media_url(key, expires, secret, base_url=self.settings.public_base_url)
 
 
 def _media(
@@ -153,55 +123,59 @@ def prepare_publish(
     return PublishJob(request, target.id if target else None, kind, already)
 
 
-def attempt_checkpoint(
-    factory: sessionmaker[Session],
-    attempt_id: str,
-    *,
-    post_id: int,
-    run_id: str,
-    settings: Settings,
-    clock: Callable[[], datetime],
-) -> Checkpoint:
-    """Durably record a publisher's progress before its next external call.
+# --- run: the three phases under the post's lease -------------------------------------------
 
-    Each checkpoint also renews this run's lease, and raises LeaseLost when another run holds
-    it: a run that was presumed dead must not make the next, irreversible call.
-    """
 
-    def checkpoint(key: str, value: str) -> None:
-        if key not in RESUME_KEYS:
-            raise ValueError(f"cannot checkpoint {key!r}: one of {', '.join(RESUME_KEYS)}")
-        with session_scope(factory) as session:
-            renewed = session.execute(
-                update(Post)
-                .where(Post.id == post_id, Post.lease_owner == run_id)
-                .values(lease_expires_at=clock() + timedelta(seconds=settings.lease_seconds))
+def run_publish(rt: Runtime, post_id: int, token: str) -> list[Dispatch]:
+    """Publish one claimed post, resuming its open attempt if it has one."""
+    return run_leased(rt, Step.PUBLISH, post_id, token, _publish)
+
+
+def _publish(rt: Runtime, lease: Lease) -> None:
+    post_id = lease.post_id
+    links = MediaLinks(rt.settings, rt.clock())
+    with session_scope(rt.session_factory) as session:
+        post = session.get_one(Post, post_id)
+        job = prepare_publish(session, post, storage=rt.storage, links=links)
+        target = session.get(PublishTarget, job.target_id) if job.target_id else None
+    # The attempt row is committed now, before the publisher makes any external call.
+    attempt_id = job.request.attempt_id
+    if job.already is not None:
+        result = job.already
+    else:
+        publisher = _usable_publisher(rt, target)
+        checkpoint = attempt_checkpoint(
+            rt.session_factory,
+            attempt_id,
+            post_id=post_id,
+            run_id=lease.run_id,
+            settings=rt.settings,
+            clock=rt.clock,
+        )
+        result = publisher.publish(job.request, checkpoint)
+        with session_scope(rt.session_factory) as session:
+            finish_attempt(
+                session, attempt_id, status=AttemptStatus.SUCCEEDED, now=rt.clock(), result=result
             )
-            if renewed.rowcount != 1:  # type: ignore[attr-defined]
-                raise LeaseLost(post_id)
-            session.execute(
-                update(PublishAttempt)
-                .where(PublishAttempt.id == attempt_id)
-                .values({key: value or None})  # "" clears a key
-            )
+    with session_scope(rt.session_factory) as session:
+        values = {
+            "published_at": rt.clock(),
+            "external_id": result.external_id,
+            "permalink": result.permalink,
+            "last_error": None,
+            "attempts": 0,
+        }
+        lease.finish(rt, session, PostStatus.PUBLISHED, values)
+    log.info("post %s: published to %s as %s", post_id, job.target_kind, result.external_id)
 
-    return checkpoint
 
-
-def finish_attempt(
-    session: Session,
-    attempt_id: str,
-    *,
-    status: AttemptStatus,
-    now: datetime,
-    result: PublishResult | None = None,
-    error: str | None = None,
-) -> None:
-    values: dict[str, object] = {"status": status, "finished_at": now, "error": error}
-    if result is not None:
-        values["external_id"] = result.external_id
-    session.execute(
-        update(PublishAttempt)
-        .where(PublishAttempt.id == attempt_id, PublishAttempt.status == AttemptStatus.STARTED)
-        .values(values)
-    )
+def _usable_publisher(rt: Runtime, target: PublishTarget | None) -> Publisher:
+    if target is not None and target.needs_reauth:
+        raise TargetUnusable(
+            f"publish target {target.name!r} needs re-authorisation: "
+            "enter a new token with `ryla target token`"
+        )
+    try:
+        return rt.publisher_factory(target)
+    except ValueError as exc:  # missing settings, or secrets the key cannot open
+        raise TargetUnusable(f"publish target {target.name if target else '-'!r}: {exc}") from None

@@ -13,29 +13,15 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from models import Influencer, SlotRule
-from pipeline.captions import CaptionError, merge_hashtags
-from pipeline.catalog import InputError
-from pipeline.generators.sizes import NATIVE_SIZES
-from pipeline.prompts import ENVIRONMENTS, SCENES
-from pipeline.schedule import (
-    ScheduleError,
-    Slot,
-    fill_caption,
-    first_occurrence,
-    parse_days,
-    parse_rrule,
-    parse_times,
-    zone,
-)
+from pipeline.captions import merge_hashtags
+from pipeline.errors import CaptionError, InputError, ScheduleError
+from pipeline.generators.prompts import ENVIRONMENTS, SCENES
+from pipeline.planning.expand import Slot, fill_caption
+from pipeline.planning.times import first_occurrence, parse_days, parse_rrule, parse_times, zone
 from pipeline.settings import Settings
+from pipeline.validation import check_formats, check_lead_minutes
 
-__all__ = [
-    "CalendarSettingsIn",
-    "RuleIn",
-    "calendar_fields",
-    "describe_rule",
-    "rule_fields",
-]
+__all__ = ["CalendarSettingsIn", "RuleIn", "calendar_fields", "describe_rule", "rule_fields"]
 
 _DAY_ABBR = {1: "mon", 2: "tue", 3: "wed", 4: "thu", 5: "fri", 6: "sat", 7: "sun"}
 
@@ -210,11 +196,9 @@ def calendar_fields(data: CalendarSettingsIn, *, settings: Settings) -> dict[str
     """The ContentCalendar columns ``data`` sets, every one checked."""
     fields: dict[str, Any] = {}
     if data.lead_minutes is not None:
-        if not 0 <= data.lead_minutes <= 24 * 60:
-            raise InputError(f"lead time {data.lead_minutes} min is out of range: use 0 to 1440")
-        fields["lead_minutes"] = data.lead_minutes
+        fields["lead_minutes"] = check_lead_minutes(data.lead_minutes)
     if data.formats is not None:
-        fields["formats"] = _formats(data.formats)
+        fields["formats"] = check_formats(data.formats)
     if data.horizon_days is not None:
         most = settings.max_horizon_days
         if not 1 <= data.horizon_days <= most:
@@ -223,16 +207,6 @@ def calendar_fields(data: CalendarSettingsIn, *, settings: Settings) -> dict[str
             )
         fields["horizon_days"] = data.horizon_days
     return fields
-
-
-def _formats(given: Sequence[str]) -> list[str]:
-    formats = [f.strip() for f in given if f.strip()]
-    if not formats:
-        raise InputError(f"no format given: choose from {', '.join(NATIVE_SIZES)}")
-    for name in formats:
-        if name not in NATIVE_SIZES:
-            raise InputError(f"unknown format {name!r}: choose from {', '.join(NATIVE_SIZES)}")
-    return formats
 
 
 def describe_rule(rule: SlotRule) -> str:

@@ -8,15 +8,18 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import PurePosixPath
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
 from pipeline.crypto import derive_key
+from pipeline.errors import MediaUrlError
+from pipeline.settings import Settings, load_secret_key
 
 __all__ = [
     "MEDIA_PATH",
-    "MediaUrlError",
+    "MediaLinks",
     "sign_media_url",
     "verify_media_signature",
     "verify_media_url",
@@ -24,10 +27,6 @@ __all__ = [
 
 MEDIA_PATH = "/media/"  # under the public base URL; the admin HTTP endpoint serves it
 _PURPOSE = "media urls v1"
-
-
-class MediaUrlError(ValueError):
-    """A media URL is malformed, expired or not signed by us."""
 
 
 def sign_media_url(key: str, expires_at: datetime, secret: str, *, base_url: str) -> str:
@@ -40,9 +39,7 @@ def sign_media_url(key: str, expires_at: datetime, secret: str, *, base_url: str
     return f"{base_url.rstrip('/')}{MEDIA_PATH}{quote(key, safe='/')}?{query}"
 
 
-def verify_media_url(
-    url: str, secret: str, *, base_url: str = "", now: datetime | None = None
-) -> str:
+def verify_media_url(url: str, secret: str, *, now: datetime, base_url: str = "") -> str:
     """The storage key a signed URL (or its path and query) grants, or MediaUrlError."""
     parts = urlsplit(url)
     prefix = urlsplit(base_url).path.rstrip("/") + MEDIA_PATH
@@ -63,7 +60,7 @@ def verify_media_url(
 
 
 def verify_media_signature(
-    key: str, *, expires: str | int, signature: str, secret: str, now: datetime | None = None
+    key: str, *, expires: str | int, signature: str, secret: str, now: datetime
 ) -> str:
     """Check the parts of a media URL (as an HTTP route receives them); returns the key."""
     _check_key(key)
@@ -73,8 +70,7 @@ def verify_media_signature(
         raise MediaUrlError("media URL has no valid 'expires'") from None
     if not hmac.compare_digest(_signature(key, expires_at, secret), signature):
         raise MediaUrlError("media URL signature does not match: ask for a new URL")
-    moment = now or datetime.now(UTC)
-    if moment.timestamp() > expires_at:
+    if now.timestamp() > expires_at:
         stamp = datetime.fromtimestamp(expires_at, UTC).isoformat()
         raise MediaUrlError(f"media URL expired at {stamp}: ask for a new URL")
     return key
@@ -91,3 +87,16 @@ def _check_key(key: str) -> None:
     rel = PurePosixPath(key)
     if not key or rel.is_absolute() or ".." in rel.parts or "\\" in key or "\x00" in key:
         raise MediaUrlError(f"storage key {key!r} must be a relative path inside the store")
+
+
+@dataclass(frozen=True)
+class MediaLinks:
+    """Signed, expiring public URLs for the media that targets fetch (Instagram, webhooks)."""
+
+    settings: Settings
+    now: datetime
+
+    def url(self, key: str) -> str:
+        expires = self.now + timedelta(hours=self.settings.media_url_ttl_hours)
+        secret = load_secret_key(self.settings)
+        return sign_media_url(key, expires, secret, base_url=self.settings.public_base_url)

@@ -18,7 +18,8 @@ from sqlalchemy import Select, and_, select
 from sqlalchemy.orm import Session
 
 from models import Asset, AssetKind, Influencer, Post, PostStatus
-from pipeline.storage import Storage, StorageError
+from pipeline.errors import PlanError, StorageError
+from pipeline.media.storage import Storage
 
 __all__ = ["PlanError", "PlanTile", "draw_feed_plan", "plan_tiles"]
 
@@ -39,10 +40,6 @@ _STATUS_COLOURS = {
     "missed": (210, 45, 45),
 }
 _NEUTRAL = (110, 110, 120)
-
-
-class PlanError(ValueError):
-    """The plan cannot be made for these arguments (unknown influencer, bad window)."""
 
 
 @dataclass(frozen=True)

@@ -18,12 +18,12 @@ from typing import Any
 import yaml
 from sqlalchemy.orm import Session
 
-from pipeline.calendars import add_rule
-from pipeline.captions import CaptionError
-from pipeline.catalog import InputError, PostIn, create_post, get_influencer
-from pipeline.prompts import PromptError
-from pipeline.rules import CalendarSettingsIn, RuleIn
-from pipeline.schedule import ScheduleError, parse_when, zone
+from pipeline.errors import CaptionError, InputError, PromptError, ScheduleError
+from pipeline.planning.calendars import add_rule
+from pipeline.planning.influencers import get_influencer
+from pipeline.planning.posts import PostIn, create_post
+from pipeline.planning.rules import CalendarSettingsIn, RuleIn
+from pipeline.planning.times import parse_when, zone
 from pipeline.settings import Settings
 
 __all__ = ["ImportRejected", "ImportReport", "ImportRow", "import_rows", "read_rows"]

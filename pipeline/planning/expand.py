@@ -6,196 +6,36 @@ each slot has a unique key, so expanding again creates nothing new.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
-from dateutil.rrule import rrule, rrulestr
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from models import ContentCalendar, Influencer, Post, SlotRule
 from pipeline.captions import build_caption, caption_variables
-from pipeline.rotation import pick_caption, rotate
-from pipeline.slot_insert import insert_slots
+from pipeline.planning.rotation import pick_caption, rotate
+from pipeline.planning.slots import insert_slots
+from pipeline.planning.times import local_label, parse_local_time, parse_rrule, resolve_local, zone
 
 __all__ = [
-    "ScheduleError",
+    "EXPAND_EVERY",
     "Slot",
     "expand_calendar",
     "expand_due_calendars",
-    "first_occurrence",
-    "local_label",
-    "parse_days",
-    "parse_local_time",
-    "parse_rrule",
-    "parse_times",
-    "parse_when",
-    "resolve_local",
+    "fill_caption",
+    "horizon_of",
     "slot_rows",
     "slots_for_rule",
-    "zone",
 ]
 
-_DAY_NAMES = {"mon": 1, "tue": 2, "wed": 3, "thu": 4, "fri": 5, "sat": 6, "sun": 7}
-_DAY_GROUPS = {"daily": [1, 2, 3, 4, 5, 6, 7], "weekdays": [1, 2, 3, 4, 5], "weekends": [6, 7]}
-_TIME = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
+
 # How often the beat extends a calendar's plan by the time that has passed.
 EXPAND_EVERY = timedelta(hours=1)
 
-
-class ScheduleError(ValueError):
-    """A zone, day, time or recurrence rule in a schedule is not valid."""
-
-
-def zone(name: str) -> ZoneInfo:
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ScheduleError(
-            f"unknown time zone {name!r}: use an IANA name such as Europe/Berlin or Asia/Tokyo"
-        ) from None
-
-
-def parse_local_time(text: str) -> time:
-    match = _TIME.match(text.strip())
-    if not match:
-        raise ScheduleError(f"malformed time {text!r}: use 24-hour HH:MM, e.g. 09:00 or 18:30")
-    return time(int(match[1]), int(match[2]))
-
-
-def parse_times(text: str) -> list[str]:
-    times = sorted({parse_local_time(part).strftime("%H:%M") for part in text.split(",") if part})
-    if not times:
-        raise ScheduleError("no posting time given: use e.g. --times 09:00,18:30")
-    return times
-
-
-def parse_days(text: str) -> list[int]:
-    days: set[int] = set()
-    for raw in (p.strip().lower() for p in text.split(",")):
-        if not raw:
-            continue
-        if raw in _DAY_GROUPS:
-            days.update(_DAY_GROUPS[raw])
-        elif raw[:3] in _DAY_NAMES and (len(raw) == 3 or raw.endswith("day")):
-            days.add(_DAY_NAMES[raw[:3]])
-        else:
-            raise ScheduleError(
-                f"unknown day {raw!r}: use mon..sun, daily, weekdays or weekends, comma-separated"
-            )
-    if not days:
-        raise ScheduleError("no posting day given: use e.g. --days mon,wed,fri or daily")
-    return sorted(days)
-
-
-def resolve_local(day: date, at: time, tz: ZoneInfo) -> datetime:
-    """The UTC instant of a local wall time.
-
-    A time that happens twice (clocks fall back) is the first one (fold=0). A time that does
-    not exist (clocks jump forward) moves to the first valid instant after it.
-    """
-    naive = datetime.combine(day, at)
-    for minute in range(0, 24 * 60):  # gaps are at most a few hours; minute steps find the end
-        candidate = naive + timedelta(minutes=minute)
-        local = candidate.replace(tzinfo=tz)
-        if local.astimezone(UTC).astimezone(tz).replace(tzinfo=None) == candidate:
-            return local.astimezone(UTC)
-    raise ScheduleError(f"{naive} has no valid instant in {tz.key}")  # pragma: no cover
-
-
-_RELATIVE = re.compile(r"^\+(\d+)([smhd])$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
-
-
-def parse_when(text: str, tz: ZoneInfo, now: datetime) -> datetime:
-    """``now``, ``+15m`` / ``+2h``, a local ``YYYY-MM-DD HH:MM`` in ``tz``, or ISO with offset."""
-    text = text.strip()
-    if text == "now":
-        return now
-    if match := _RELATIVE.match(text):
-        return now + timedelta(**{_UNITS[match[2]]: int(match[1])})
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        raise ScheduleError(
-            f"malformed time {text!r}: use 'YYYY-MM-DD HH:MM' (local), 'now' or '+30m'"
-        ) from None
-    if parsed.tzinfo is not None:
-        return parsed.astimezone(UTC)
-    return resolve_local(parsed.date(), parsed.time(), tz)
-
-
-# --- RRULE ----------------------------------------------------------------------------------
-
-_SLOWEST_FIRST = ("YEARLY", "MONTHLY", "WEEKLY", "DAILY", "HOURLY")
-
-
-def _rrule_parts(text: str) -> dict[str, str]:
-    """The rule's NAME=VALUE parts, for the checks dateutil does not make."""
-    body = text.strip()
-    if body.upper().startswith("RRULE:"):
-        body = body[len("RRULE:") :]
-    if not body or any(c in body for c in "\r\n:"):
-        raise ScheduleError(
-            f"malformed rrule {text!r}: give one RRULE line such as "
-            "FREQ=WEEKLY;BYDAY=MO,TH;BYHOUR=9;BYMINUTE=0 (the start goes in its own field)"
-        )
-    pairs = [part.partition("=") for part in body.upper().split(";") if part]
-    return {name.strip(): value.strip() for name, _, value in pairs}
-
-
-def _check_rrule_parts(text: str, parts: dict[str, str]) -> None:
-    freq = parts.get("FREQ", "")
-    if freq not in _SLOWEST_FIRST:
-        raise ScheduleError(
-            f"rrule {text!r} has FREQ={freq or '(none)'}: use one of "
-            f"{', '.join(_SLOWEST_FIRST)} (posts come at most hourly)"
-        )
-    interval = parts.get("INTERVAL", "1")
-    # dateutil loops forever on INTERVAL=0, so this is checked before it sees the rule.
-    if not interval.isdigit() or int(interval) < 1:
-        raise ScheduleError(f"rrule {text!r} has INTERVAL={interval}: use a whole number >= 1")
-    if parts.get("BYSECOND", "0") != "0":
-        raise ScheduleError(f"rrule {text!r} has BYSECOND: posting times are whole minutes")
-
-
-def parse_rrule(text: str, dtstart: datetime, tz: ZoneInfo) -> rrule:
-    """An RFC 5545 RRULE whose occurrences are local wall times from ``dtstart`` (naive, local).
-
-    A ``UNTIL`` in UTC (``…Z``) needs a zone-aware start in dateutil; either way the wall
-    times are read without their zone and resolved by ``resolve_local``.
-    """
-    _check_rrule_parts(text, _rrule_parts(text))
-    body = text.strip()
-    try:
-        rule = rrulestr(body, dtstart=dtstart)
-    except (ValueError, TypeError, IndexError, KeyError) as first:
-        try:
-            rule = rrulestr(body, dtstart=dtstart.replace(tzinfo=tz))
-        except (ValueError, TypeError, IndexError, KeyError):
-            raise ScheduleError(f"malformed rrule {text!r}: {first}") from None
-    if not isinstance(rule, rrule):  # pragma: no cover - one line never makes an rruleset
-        raise ScheduleError(f"malformed rrule {text!r}: give exactly one RRULE")
-    return rule
-
-
-def first_occurrence(rule: rrule, *, after: datetime, tz: ZoneInfo) -> datetime | None:
-    """The rule's first local wall time at or after the instant ``after`` (None: it has ended).
-
-    dateutil proves a rule empty by scanning up to the year 9999: seconds, once, at input time.
-    """
-    local = after.astimezone(tz).replace(tzinfo=None)
-    for wall in rule:
-        if wall.replace(tzinfo=None) >= local:
-            return wall.replace(tzinfo=None)
-    return None
-
-
-# --- slots ----------------------------------------------------------------------------------
 
 # A Monday: simple rules count their slots from here, so the count never depends on "now".
 _EPOCH = date(2001, 1, 1)
@@ -239,14 +79,6 @@ class Slot:
     environment: str
     outfit: str
     n: int = 0
-
-
-def local_label(instant: datetime, tz: ZoneInfo) -> str:
-    """The wall time people read, e.g. "2026-11-27 09:00 Europe/Berlin" (fits 40 characters)."""
-    local = instant.astimezone(tz)
-    if len(tz.key) > 23:  # the longest zone names would overflow the column: use the offset
-        return local.strftime("%Y-%m-%d %H:%M UTC%z")
-    return local.strftime(f"%Y-%m-%d %H:%M {tz.key}")
 
 
 def slots_for_rule(

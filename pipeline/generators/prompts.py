@@ -8,15 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from models import Character
+from pipeline.errors import PromptError
 
-__all__ = [
-    "ENVIRONMENTS",
-    "SCENES",
-    "Identity",
-    "PromptError",
-    "PromptParts",
-    "build_prompt",
-]
+__all__ = ["ENVIRONMENTS", "SCENES", "Identity", "PromptParts", "build_prompt"]
 
 SCENES: dict[str, str] = {
     "morning_coffee": "sipping coffee by a window in soft morning light, relaxed smile",
@@ -41,10 +35,6 @@ ENVIRONMENTS: dict[str, str] = {
 
 _STYLE = "photorealistic, 35mm photo, natural skin texture, sharp focus, Instagram style"
 _NEGATIVE = "blurry, deformed hands, extra fingers, watermark, text, logo, lowres, cartoon"
-
-
-class PromptError(ValueError):
-    """A prompt part names a preset that does not exist."""
 
 
 @dataclass(frozen=True)

@@ -7,18 +7,24 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from urllib.parse import urlsplit
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from models import PublishTarget, TargetKind, utcnow
-from pipeline.catalog import InputError, get_influencer
+from models import (
+    Post,
+    PublishTarget,
+    TargetKind,
+)
 from pipeline.crypto import encrypt_secrets
+from pipeline.errors import InputError
+from pipeline.planning.influencers import get_influencer
+from pipeline.publishers.tokens import token_dates
 from pipeline.settings import Settings, load_secret_key
-from pipeline.tokens import token_dates
 
-__all__ = ["TargetIn", "create_target", "get_target", "set_target_secrets"]
+__all__ = ["TargetIn", "create_target", "get_target", "resolve_target", "set_target_secrets"]
 
 # kind -> (config keys that must be set, secret keys that must be set)
 REQUIRED: dict[TargetKind, tuple[tuple[str, ...], tuple[str, ...]]] = {
@@ -75,7 +81,7 @@ def get_target(session: Session, name: str) -> PublishTarget:
 
 
 def create_target(
-    *, session: Session, settings: Settings, handle: str, data: TargetIn
+    *, session: Session, settings: Settings, handle: str, data: TargetIn, now: datetime
 ) -> PublishTarget:
     influencer = get_influencer(session, handle)
     _validate(data)
@@ -84,7 +90,7 @@ def create_target(
     secrets = {k: v for k, v in data.secrets.items() if v}
     config = dict(data.config)
     if data.kind is TargetKind.INSTAGRAM:
-        config |= token_dates(utcnow())  # a token entered now is fresh: no refresh for 24 h
+        config |= token_dates(now)  # a token entered now is fresh: no refresh for 24 h
     target = PublishTarget(
         influencer_id=influencer.id,
         name=data.name,
@@ -98,7 +104,12 @@ def create_target(
 
 
 def set_target_secrets(
-    *, session: Session, settings: Settings, name: str, secrets: Mapping[str, str]
+    *,
+    session: Session,
+    settings: Settings,
+    name: str,
+    secrets: Mapping[str, str],
+    now: datetime,
 ) -> PublishTarget:
     """Replace a target's secrets (e.g. a new token) and clear its re-authorisation flag."""
     target = get_target(session, name)
@@ -108,5 +119,17 @@ def set_target_secrets(
     if target.kind is TargetKind.INSTAGRAM:
         stale = {"token_refreshed_at", "token_expires_at"}
         target.config = {k: v for k, v in target.config.items() if k not in stale}
-        target.config |= token_dates(utcnow())
+        target.config |= token_dates(now)
     return target
+
+
+def resolve_target(session: Session, post: Post) -> PublishTarget | None:
+    """The post's own target, else the influencer's first, else None (the default outbox)."""
+    if post.publish_target_id is not None:
+        return session.get_one(PublishTarget, post.publish_target_id)
+    return session.scalars(
+        select(PublishTarget)
+        .where(PublishTarget.influencer_id == post.influencer_id)
+        .order_by(PublishTarget.id)
+        .limit(1)
+    ).first()

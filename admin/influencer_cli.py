@@ -1,0 +1,91 @@
+"""``ryla influencer add|pause|resume``: the accounts that post.
+
+Pausing holds every post where it is; resuming never floods (late slots become ``missed``).
+"""
+
+from __future__ import annotations
+
+import click
+
+from admin.calendar_cli import hold_line
+from admin.context import CliContext, split_values
+from models import utcnow
+from pipeline.planning.holds import (
+    pause_influencer,
+    resume_influencer,
+)
+from pipeline.planning.influencers import (
+    InfluencerIn,
+    create_influencer,
+)
+
+__all__ = ["influencer", "influencer_add", "influencer_pause", "influencer_resume"]
+
+
+@click.group()
+def influencer() -> None:
+    """Influencers: the accounts that post."""
+
+
+@influencer.command("add")
+@click.argument("handle")
+@click.option("--name", "display_name", required=True, help="Display name.")
+@click.option("--timezone", required=True, help="IANA zone, e.g. Europe/Berlin.")
+@click.option("--persona", default="", help="Who they are, in a sentence or two.")
+@click.option("--voice", default="", help="How their captions sound.")
+@click.option(
+    "--caption-template",
+    default="{text}",
+    show_default=True,
+    help="Caption template; variables: {text} {scene} {environment} {day} {name}.",
+)
+@click.option("--hashtag", "hashtags", multiple=True, help="Default hashtags.")
+@click.option("--approval/--no-approval", default=False, help="Hold posts for approval.")
+@click.pass_obj
+def influencer_add(
+    obj: CliContext,
+    handle: str,
+    display_name: str,
+    timezone: str,
+    persona: str,
+    voice: str,
+    caption_template: str,
+    hashtags: tuple[str, ...],
+    approval: bool,
+) -> None:
+    """Add an influencer."""
+    data = InfluencerIn(
+        handle,
+        display_name,
+        timezone,
+        persona,
+        voice,
+        caption_template,
+        split_values(hashtags),
+        approval,
+    )
+    with obj.session() as session:
+        created = create_influencer(session=session, data=data)
+        click.echo(f"influencer {created.handle} added (id {created.id}, {created.timezone})")
+
+
+@influencer.command("pause")
+@click.argument("handle")
+@click.pass_obj
+def influencer_pause(obj: CliContext, handle: str) -> None:
+    """Hold all of an influencer's posts where they are until resumed."""
+    with obj.session() as session:
+        report = pause_influencer(session=session, handle=handle, actor=obj.actor)
+    click.echo(hold_line(f"influencer {handle}", report, paused=True))
+
+
+@influencer.command("resume")
+@click.argument("handle")
+@click.pass_obj
+def influencer_resume(obj: CliContext, handle: str) -> None:
+    """Release a paused influencer; slots that passed long ago are marked missed."""
+    with obj.session() as session:
+        report = resume_influencer(
+            session=session, handle=handle, settings=obj.settings, now=utcnow(), actor=obj.actor
+        )
+    click.echo(hold_line(f"influencer {handle}", report, paused=False))

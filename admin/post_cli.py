@@ -1,0 +1,212 @@
+"""``ryla post add|generate|render|publish|approve|resolve|cancel|show``: single posts.
+
+Triggers go through the same state machine and queues as the beat.
+"""
+
+from __future__ import annotations
+
+import click
+from sqlalchemy import select
+
+from admin.context import CliContext, split_values
+from models import Post, PostEvent, utcnow
+from pipeline.errors import InputError
+from pipeline.generators.sizes import NATIVE_SIZES
+from pipeline.planning.influencers import (
+    get_influencer,
+)
+from pipeline.planning.posts import PostIn, create_post
+from pipeline.planning.times import parse_when, zone
+from pipeline.steps.moves import Step
+from pipeline.steps.triggers import approve, cancel, resolve_unknown, trigger
+
+__all__ = [
+    "post",
+    "post_add",
+    "post_approve",
+    "post_cancel",
+    "post_generate",
+    "post_publish",
+    "post_render",
+    "post_resolve",
+    "post_show",
+]
+
+
+@click.group()
+def post() -> None:
+    """Single posts: add one-offs, run a step now, approve, cancel, inspect."""
+
+
+@post.command("add")
+@click.argument("handle")
+@click.option(
+    "--at",
+    "when",
+    required=True,
+    help="'YYYY-MM-DD HH:MM' in the influencer's zone, 'now', '+30m' or ISO with offset.",
+)
+@click.option("--character", default=None)
+@click.option("--scene", default="")
+@click.option("--environment", default="")
+@click.option("--outfit", default="")
+@click.option("--prompt", "prompt_extra", default="", help="Extra prompt words.")
+@click.option("--caption", default="")
+@click.option("--hashtag", "hashtags", multiple=True)
+@click.option("--format", "formats", multiple=True, help=f"One of {', '.join(NATIVE_SIZES)}.")
+@click.option("--lead-minutes", type=click.IntRange(0, 1440), default=30, show_default=True)
+@click.option(
+    "--images",
+    type=int,
+    default=1,
+    show_default=True,
+    help="2-10 make a carousel, every image at the first format's ratio.",
+)
+@click.pass_obj
+def post_add(
+    obj: CliContext,
+    handle: str,
+    when: str,
+    character: str | None,
+    scene: str,
+    environment: str,
+    outfit: str,
+    prompt_extra: str,
+    caption: str,
+    hashtags: tuple[str, ...],
+    formats: tuple[str, ...],
+    lead_minutes: int,
+    images: int,
+) -> None:
+    """Add a one-off post (or a carousel) at a given time."""
+    with obj.session() as session:
+        tz = zone(get_influencer(session, handle).timezone)
+        data = PostIn(
+            parse_when(when, tz, utcnow()),
+            character,
+            scene,
+            environment,
+            outfit,
+            prompt_extra,
+            caption,
+            split_values(hashtags),
+            split_values(formats) or ["feed_portrait"],
+            lead_minutes,
+            images,
+        )
+        created = create_post(session=session, handle=handle, data=data)
+        click.echo(f"post {created.id} planned for {created.local_publish_time}")
+
+
+def _trigger(obj: CliContext, post_id: int, step: Step) -> None:
+    from tasks.send import send_dispatches
+
+    obj.require_broker()
+    with obj.session() as session:
+        dispatch = trigger(
+            session, post_id, step, settings=obj.settings, now=utcnow(), actor=obj.actor
+        )
+    send_dispatches([dispatch], obj.app)
+    click.echo(f"post {post_id}: {step} queued")
+
+
+@post.command("generate")
+@click.argument("post_id", type=int)
+@click.pass_obj
+def post_generate(obj: CliContext, post_id: int) -> None:
+    """(Re)generate a post's image now."""
+    _trigger(obj, post_id, Step.GENERATE)
+
+
+@post.command("render")
+@click.argument("post_id", type=int)
+@click.pass_obj
+def post_render(obj: CliContext, post_id: int) -> None:
+    """(Re)render a post's Instagram formats and caption now."""
+    _trigger(obj, post_id, Step.RENDER)
+
+
+@post.command("publish")
+@click.argument("post_id", type=int)
+@click.pass_obj
+def post_publish(obj: CliContext, post_id: int) -> None:
+    """Publish a ready post now, ahead of its time."""
+    _trigger(obj, post_id, Step.PUBLISH)
+
+
+@post.command("approve")
+@click.argument("post_id", type=int)
+@click.pass_obj
+def post_approve(obj: CliContext, post_id: int) -> None:
+    """Approve a post that waits for approval."""
+    from tasks.send import send_dispatches
+
+    obj.require_broker()
+    with obj.session() as session:
+        dispatches = approve(session, post_id, settings=obj.settings, now=utcnow(), actor=obj.actor)
+    send_dispatches(dispatches, obj.app)
+    click.echo(f"post {post_id} approved")
+
+
+@post.command("resolve")
+@click.argument("post_id", type=int)
+@click.option(
+    "--published/--not-published",
+    required=True,
+    help="What you found on the account for a post whose outcome is unknown.",
+)
+@click.option("--media-id", default=None, help="The Instagram media id, when published.")
+@click.pass_obj
+def post_resolve(obj: CliContext, post_id: int, published: bool, media_id: str | None) -> None:
+    """Settle a post whose publish could not be verified (status unknown)."""
+    with obj.session() as session:
+        resolve_unknown(
+            session,
+            post_id,
+            published=published,
+            external_id=media_id,
+            now=utcnow(),
+            actor=obj.actor,
+        )
+    click.echo(f"post {post_id}: {'published' if published else 'failed'}")
+
+
+@post.command("cancel")
+@click.argument("post_id", type=int)
+@click.option("--reason", default="cancelled by a person")
+@click.pass_obj
+def post_cancel(obj: CliContext, post_id: int, reason: str) -> None:
+    """Cancel a post that is not out yet."""
+    with obj.session() as session:
+        cancel(session, post_id, actor=obj.actor, reason=reason)
+    click.echo(f"post {post_id} cancelled")
+
+
+@post.command("show")
+@click.argument("post_id", type=int)
+@click.pass_obj
+def post_show(obj: CliContext, post_id: int) -> None:
+    """A post's fields and its history of state moves."""
+    with obj.session() as session:
+        found = session.get(Post, post_id)
+        if found is None:
+            raise InputError(f"unknown post {post_id}: list posts with `ryla status`")
+        for label, value in (
+            ("status", found.status),
+            ("publish at", found.local_publish_time),
+            ("scene", found.scene),
+            ("environment", found.environment),
+            ("seed", found.seed),
+            ("prompt", found.prompt),
+            ("caption", found.caption),
+            ("error", found.last_error),
+            ("published as", found.external_id),
+        ):
+            click.echo(f"{label:>13}: {value if value not in (None, '') else '-'}")
+        events = select(PostEvent).where(PostEvent.post_id == post_id).order_by(PostEvent.id)
+        for event in session.scalars(events):
+            src = event.from_status or "-"
+            click.echo(
+                f"  {event.at:%Y-%m-%d %H:%M:%S} {src:>17} -> {event.to_status:<17} "
+                f"{event.actor} {event.detail}"
+            )

@@ -1,0 +1,105 @@
+"""Where a post goes when a step raises: back with a back-off, waiting for a person, or out.
+
+One policy for every step; the error tree in ``pipeline.errors`` decides the branch.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from models import AttemptStatus, Post, PostStatus, PublishTarget
+from pipeline.db import session_scope
+from pipeline.errors import (
+    AuthExpired,
+    OutcomeUnknown,
+    PermanentError,
+    QuotaExceeded,
+    TargetUnusable,
+    Throttled,
+)
+from pipeline.publishers.targets import resolve_target
+from pipeline.settings import Settings
+from pipeline.steps.attempts import finish_attempt, open_attempt
+from pipeline.steps.moves import STEP_STATUS, Step, release_lease, stable_state_of
+from pipeline.steps.runtime import Runtime
+
+__all__ = ["WAIT_FOR_PERSON", "backoff", "failure_move", "settle_failure"]
+
+log = logging.getLogger(__name__)
+S = PostStatus
+WAIT_FOR_PERSON = timedelta(minutes=15)  # re-check a target that needs a person
+
+
+def backoff(attempts: int) -> timedelta:
+    # Exponential with jitter, so a burst of failures does not retry in lockstep.
+    return timedelta(seconds=min(900.0, 10.0 * 2**attempts) * random.uniform(0.8, 1.2))
+
+
+def settle_failure(rt: Runtime, step: Step, post_id: int, run_id: str, exc: Exception) -> None:
+    """Record how a step ended on its post, if this run still holds the lease."""
+    message = f"{step} failed: {exc}" if str(exc) else f"{step} failed: {type(exc).__name__}"
+    now = rt.clock()
+    with session_scope(rt.session_factory) as session:
+        post = session.get_one(Post, post_id)
+        to, values, reauth = failure_move(rt.settings, session, post, step, exc, message, now)
+        moved = release_lease(
+            session,
+            post_id,
+            step=step,
+            run_id=run_id,
+            to=to,
+            actor=rt.actor,
+            detail=message,
+            values=values,
+        )
+        # Only the run that still holds the lease may close the attempt or flag the target:
+        # a run that lost it must not touch what its successor is using.
+        if moved and step is Step.PUBLISH and to in (S.FAILED, S.UNKNOWN):
+            status = AttemptStatus.UNKNOWN if to is S.UNKNOWN else AttemptStatus.FAILED
+            if attempt := open_attempt(session, post_id):
+                finish_attempt(session, attempt.id, status=status, now=now, error=message)
+        if moved and reauth is not None:
+            reauth.needs_reauth = True
+    level = logging.ERROR if to in (S.FAILED, S.UNKNOWN) else logging.WARNING
+    log.log(level, "post %s: %s -> %s%s", post_id, message, to, "" if moved else " (lease lost)")
+
+
+def failure_move(
+    settings: Settings,
+    session: Session,
+    post: Post,
+    step: Step,
+    exc: Exception,
+    message: str,
+    now: datetime,
+) -> tuple[PostStatus, dict[str, Any], PublishTarget | None]:
+    """Where the post goes, what it records, and a target to flag for re-authorisation."""
+    # From the step, not the row: the row may have moved on (cancelled, reconciled) meanwhile.
+    back = stable_state_of(STEP_STATUS[step], post.approved_at is not None)
+    if isinstance(exc, OutcomeUnknown):
+        return S.UNKNOWN, {"last_error": message}, None
+    if isinstance(exc, AuthExpired | TargetUnusable):
+        reauth = resolve_target(session, post) if isinstance(exc, AuthExpired) else None
+        return back, {"last_error": message, "next_attempt_at": now + WAIT_FOR_PERSON}, reauth
+    if isinstance(exc, QuotaExceeded):
+        retry_at = exc.retry_at or now + WAIT_FOR_PERSON
+        return back, {"last_error": message, "next_attempt_at": retry_at}, None
+    attempts = post.attempts + 1
+    if isinstance(exc, PermanentError):
+        return S.FAILED, {"last_error": message, "attempts": attempts}, None
+    if attempts >= settings.max_attempts:
+        log.error("post %s: giving up after %d attempts", post.id, attempts, exc_info=exc)
+        # A publish that may have reached the target is a person's call, never a silent failure.
+        attempt = open_attempt(session, post.id) if step is Step.PUBLISH else None
+        sent = attempt is not None and attempt.publish_requested is not None
+        values = {"last_error": message, "attempts": attempts}
+        return (S.UNKNOWN if sent else S.FAILED), values, None
+    wait = backoff(attempts)
+    if isinstance(exc, Throttled) and exc.retry_after:
+        wait = max(wait, timedelta(seconds=exc.retry_after))
+    return back, {"last_error": message, "attempts": attempts, "next_attempt_at": now + wait}, None

@@ -1,0 +1,135 @@
+"""The beat tick: expand calendars, return expired leases, mark missed slots, claim due work.
+
+Everything here is one short transaction per call and idempotent: two beats, or a tick
+repeated after a crash, find nothing left to do twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, case
+from sqlalchemy.orm import Session
+
+from models import (
+    Post,
+    PostStatus,
+)
+from pipeline.planning.expand import expand_due_calendars
+from pipeline.settings import Settings
+from pipeline.steps.claims import (
+    ACTOR,
+    Dispatch,
+    claim_due,
+    expired_filter,
+    has_open_attempt,
+    locked_ids,
+    not_held,
+    publish_may_be_out,
+)
+from pipeline.steps.moves import move_many, return_moves
+
+__all__ = ["TickReport", "mark_missed", "reconcile_expired", "tick"]
+
+
+log = logging.getLogger(__name__)
+
+
+S = PostStatus
+
+
+@dataclass
+class TickReport:
+    planned: int = 0
+    reconciled: int = 0
+    failed: int = 0
+    missed: int = 0
+    dispatches: list[Dispatch] = field(default_factory=list)
+
+
+def tick(session: Session, *, settings: Settings, now: datetime) -> TickReport:
+    report = TickReport()
+    report.planned = expand_due_calendars(
+        session, now=now, horizon_days=settings.horizon_days, limit=settings.expand_batch
+    )
+    report.reconciled, report.failed = reconcile_expired(session, settings=settings, now=now)
+    report.missed = mark_missed(session, settings=settings, now=now)
+    report.dispatches = claim_due(session, settings=settings, now=now)
+    return report
+
+
+def reconcile_expired(session: Session, *, settings: Settings, now: datetime) -> tuple[int, int]:
+    """Posts whose worker vanished go back to their stable state, or fail after max attempts."""
+    ids = locked_ids(session, expired_filter(now), Post.lease_expires_at, settings.claim_batch)
+    if not ids:
+        return 0, 0
+    # Only a run a worker started costs a try: a claim nobody took (broker down, a long
+    # queue) is simply handed out again.
+    tried = Post.lease_owner.like("run-%")
+    out_of_tries = and_(tried, Post.attempts + 1 >= settings.max_attempts)
+    reason = "lease expired: the worker stopped answering"
+    cleared = {
+        "lease_owner": None,
+        "lease_expires_at": None,
+        "attempts": Post.attempts + case((tried, 1), else_=0),
+    }
+    gave_up = {**cleared, "last_error": f"{reason} (attempts used up)"}
+    # A publish call may have reached the target: a person decides, never a silent failure.
+    unknown = move_many(
+        session,
+        ids,
+        expected=S.PUBLISHING,
+        to=S.UNKNOWN,
+        actor=ACTOR,
+        where=and_(out_of_tries, publish_may_be_out()),
+        detail=reason,
+        values=gave_up,
+    )
+    failed = move_many(
+        session,
+        ids,
+        expected=[S.GENERATING, S.RENDERING, S.PUBLISHING],
+        to=S.FAILED,
+        actor=ACTOR,
+        where=and_(out_of_tries, ~publish_may_be_out()),
+        detail=reason,
+        values=gave_up,
+    )
+    failed += unknown
+    returned = 0
+    for src, dst, condition in return_moves():
+        returned += len(
+            move_many(
+                session,
+                ids,
+                expected=src,
+                to=dst,
+                actor=ACTOR,
+                where=and_(~out_of_tries, condition),
+                detail=reason,
+                values={**cleared, "last_error": reason},
+            )
+        )
+    log.warning("reconciled %d expired leases (%d failed for good)", returned, len(failed))
+    return returned, len(failed)
+
+
+def mark_missed(session: Session, *, settings: Settings, now: datetime) -> int:
+    """A slot that passed while nothing ran is marked missed, never published as a stale burst."""
+    late = now - timedelta(seconds=settings.grace_seconds)
+    waiting = [S.PLANNED, S.READY, S.APPROVED]
+    ids = locked_ids(
+        session,
+        and_(Post.status.in_(waiting), Post.publish_at < late, not_held(), ~has_open_attempt()),
+        Post.publish_at,
+        settings.claim_batch,
+    )
+    detail = f"slot passed more than {settings.grace_seconds} s ago while the system was down"
+    values = {"last_error": detail}
+    return len(
+        move_many(
+            session, ids, expected=waiting, to=S.MISSED, actor=ACTOR, detail=detail, values=values
+        )
+    )
