@@ -224,6 +224,8 @@ def calendar_list(obj: CliContext, handle: str | None) -> None:
         click.echo(
             f"{row.handle}/{row.name}  {row.state}  planned {row.planned}  next {row.next_post}"
         )
+        if row.broken:
+            click.echo(f"    not planned {row.broken}")
         for rule in row.rules:
             click.echo(f"    rule {rule}")
 
