@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from models import ContentCalendar, Influencer, Post, PostStatus, SlotRule
 from pipeline.errors import InputError
 from pipeline.planning.times import resolve_local, zone
-from pipeline.planning.walls import rule_walls
+from pipeline.planning.walls import rule_walls as _rule_walls
 from pipeline.settings import Settings
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "check_rule_frequency",
     "daily_cap",
     "influencer_rules",
+    "rule_walls",
 ]
 
 MIN_GAP = timedelta(hours=1)
@@ -37,6 +38,20 @@ MAX_POSTS_PER_DAY = 100
 CAP_DAYS = 366  # a year holds every weekly, monthly and yearly peak
 _SPACING_DAYS = 731  # two years: month ends, leap days and year ends all come round
 _OVERLAP_DAYS = 60
+
+
+def rule_walls(rule: SlotRule, tz: ZoneInfo, first: date, last: date) -> list[tuple[datetime, int]]:
+    """A rule's walls; a stored rule that cannot be read is named, with the way to fix it."""
+    try:
+        return list(_rule_walls(rule, tz, first, last))
+    except Exception as exc:  # a stored rule an older version let in: any failure is its own
+        if rule.id is None:
+            raise
+        raise InputError(
+            f"rule {rule.id} cannot be planned ({str(exc).splitlines()[0][:300]}): fix it first "
+            f"with `ryla calendar edit` and --rule {rule.id}",
+            field="rule_id",
+        ) from None
 
 
 def daily_cap(influencer: Influencer, settings: Settings) -> int:

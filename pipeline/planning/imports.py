@@ -184,7 +184,7 @@ def _yaml_rows(text: str, source: str) -> list[ImportRow]:
         # BaseLoader keeps every scalar a string: "09:00" must not become 540 (YAML 1.1 base 60).
         root = yaml.compose(text, Loader=_ImportLoader)
     except yaml.YAMLError as exc:
-        raise ImportRejected(source, [f"not valid YAML: {exc}"], 0) from None
+        raise ImportRejected(source, [_yaml_problem(exc)], 0) from None
     if not isinstance(root, yaml.MappingNode):
         error = "the file must be a mapping with 'rules:' and/or 'posts:'"
         raise ImportRejected(source, [error], 0)
@@ -199,6 +199,14 @@ def _yaml_rows(text: str, source: str) -> list[ImportRow]:
             values = _plain(item) if isinstance(item, yaml.MappingNode) else {"?": _plain(item)}
             rows.append(ImportRow(len(rows) + 1, item.start_mark.line + 1, kind, values))
     return rows
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """One line: where, and what (PyYAML's own text repeats the line with a caret under it)."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return f"{where}not valid YAML: {problem}"
 
 
 class _ImportLoader(yaml.BaseLoader):
