@@ -93,7 +93,7 @@ def check_rule_frequency(
 def _check_spacing(rule: SlotRule, tz: ZoneInfo, now: datetime) -> None:
     first = now.astimezone(tz).date()
     previous: datetime | None = None
-    for wall, _ in rule_walls(rule, tz, first, first + timedelta(days=_SPACING_DAYS)):
+    for wall, _ in sorted(rule_walls(rule, tz, first, first + timedelta(days=_SPACING_DAYS))):
         if previous is not None and wall - previous < MIN_GAP:
             minutes = int((wall - previous).total_seconds() // 60)
             what = f"rrule {rule.rrule!r}" if rule.rrule else "the rule"

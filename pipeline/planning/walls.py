@@ -8,7 +8,7 @@ cost does not grow with the rule's age, and every expansion still counts the sam
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from models import SlotRule
@@ -64,7 +64,7 @@ def rrule_walls(
     rule: SlotRule, tz: ZoneInfo, first: date, last: date
 ) -> Iterator[tuple[datetime, int]]:
     """(local wall time, slot ordinal) for an RRULE rule, ordinals counted from its start."""
-    start, base = _start_point(rule, first)
+    start, base = _start_point(rule, datetime.combine(first, time.min))
     walked = 0
     for wall, n in _occurrences(rule, tz, start, base):
         if wall.date() > last:
@@ -85,7 +85,7 @@ def anchor_before(rule: SlotRule, tz: ZoneInfo, before: datetime) -> tuple[str, 
     """
     if not rule.rrule or not _anchorable(rule.rrule):
         return None
-    start, base = _start_point(rule, before.date())
+    start, base = _start_point(rule, before)
     found = None
     for walked, (wall, n) in enumerate(_occurrences(rule, tz, start, base)):
         if wall >= before:
@@ -111,11 +111,12 @@ def _anchorable(text: str) -> bool:
     return not (parts.get("FREQ") == "WEEKLY" and "BYSETPOS" in parts)
 
 
-def _start_point(rule: SlotRule, first: date) -> tuple[datetime, int]:
-    """Where to start counting for a window from ``first``: the anchor when it is before it."""
+def _start_point(rule: SlotRule, earliest: datetime) -> tuple[datetime, int]:
+    """Where to count from to see every wall from ``earliest`` on: the anchor when it is not
+    after it, else the start."""
     if rule.anchor_at and rule.anchor_n is not None and _anchorable(rule.rrule or ""):
         anchor = _read_wall(rule.anchor_at, "anchor")
-        if anchor.date() <= first:
+        if anchor <= earliest:
             return anchor, rule.anchor_n
     return _read_wall(rule.dtstart, "start"), 0
 
