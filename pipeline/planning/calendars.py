@@ -23,7 +23,7 @@ from models import (
 )
 from pipeline.errors import InputError, RuleBroken
 from pipeline.planning.expand import horizon_of, mark_planned, slot_rows
-from pipeline.planning.frequency import check_rule_frequency
+from pipeline.planning.frequency import SCHEDULE_COLUMNS, check_rule_frequency, draft_of
 from pipeline.planning.influencers import get_influencer, pick_character
 from pipeline.planning.rules import (
     CalendarSettingsIn,
@@ -96,8 +96,8 @@ def edit_calendar(
     calendar_changes = calendar_fields(settings_in, settings=settings)
     if not changes and not calendar_changes:
         raise InputError("nothing to change: give at least one option, e.g. --times 10:00")
-    if _SCHEDULE.intersection(changes):
-        draft = SlotRule(**{c: getattr(target, c) for c in _RULE_COLUMNS} | changes)
+    if SCHEDULE_COLUMNS.intersection(changes):
+        draft = draft_of(target, changes)
         check_rule_frequency(
             session,
             influencer=influencer,
@@ -120,22 +120,6 @@ def edit_calendar(
         )
         mark_planned(calendar)
     return replan(session, calendar, influencer, calendar.rules, now=now)
-
-
-_SCHEDULE = frozenset({"days_of_week", "times", "rrule", "dtstart"})
-_RULE_COLUMNS = (
-    *_SCHEDULE,
-    "id",
-    "calendar_id",
-    "anchor_at",
-    "anchor_n",
-    "scenes",
-    "environments",
-    "outfits",
-    "caption_text",
-    "caption_templates",
-    "hashtags",
-)
 
 
 def _plannable(

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -24,10 +25,12 @@ __all__ = [
     "CAP_DAYS",
     "MAX_POSTS_PER_DAY",
     "MIN_GAP",
+    "SCHEDULE_COLUMNS",
     "check_daily_cap",
     "check_day_has_room",
     "check_rule_frequency",
     "daily_cap",
+    "draft_of",
     "influencer_rules",
     "rule_walls",
 ]
@@ -52,6 +55,20 @@ def rule_walls(rule: SlotRule, tz: ZoneInfo, first: date, last: date) -> list[tu
             f"with `ryla calendar edit` and --rule {rule.id}",
             field="rule_id",
         ) from None
+
+
+# The columns that decide when a rule posts: a change to any of them is checked here.
+SCHEDULE_COLUMNS = frozenset({"days_of_week", "times", "rrule", "dtstart"})
+_RULE_COLUMNS = (
+    *SCHEDULE_COLUMNS,
+    *("id", "calendar_id", "anchor_at", "anchor_n", "scenes", "environments", "outfits"),
+    *("caption_text", "caption_templates", "hashtags"),
+)
+
+
+def draft_of(rule: SlotRule, changes: dict[str, Any]) -> SlotRule:
+    """A detached copy of ``rule`` with ``changes``: checked before the stored rule changes."""
+    return SlotRule(**{name: getattr(rule, name) for name in _RULE_COLUMNS} | changes)
 
 
 def daily_cap(influencer: Influencer, settings: Settings) -> int:

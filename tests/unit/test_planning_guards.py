@@ -174,3 +174,33 @@ def test_a_post_moved_to_a_terminal_state_frees_its_instant(
     session.execute(update(Post).where(Post.id == first).values(status=PostStatus.CANCELLED))
     again = add_post(session, at=NOW + timedelta(hours=2), now=NOW)
     assert again != first
+
+
+def test_an_input_error_names_the_field_to_blame(
+    session: Session, settings: Settings, influencer_id: int
+) -> None:
+    """What the API points at in its 422 answer; the message stays the same one line."""
+    from pipeline.planning.calendars import edit_calendar
+    from pipeline.planning.rules import CalendarSettingsIn, RuleIn
+
+    make_calendar(session, settings, days="daily", times="09:00")
+    fields = {}
+    for rule, name in (
+        (RuleIn(times="25:00"), "times"),
+        (RuleIn(days="someday"), "days"),
+        (RuleIn(rrule="FREQ=DAILY", start="soon"), "start"),
+        (RuleIn(rrule="FREQ=SOMETIMES"), "rrule"),
+        (RuleIn(scenes=["moonwalk"]), "scenes"),
+        (RuleIn(hashtags=["no-dash"]), "hashtags"),
+        (RuleIn(caption_templates=["{mood}"]), "caption_templates"),
+    ):
+        with pytest.raises(InputError) as caught:
+            edit_calendar(
+                session=session, handle="mia", name="main", rule=rule,
+                settings_in=CalendarSettingsIn(), rule_id=None, settings=settings, now=NOW,
+            )  # fmt: skip
+        fields[name] = caught.value.field
+    with pytest.raises(InputError) as past:
+        add_post(session, at=NOW - timedelta(days=1), now=NOW)
+    fields["publish_at"] = past.value.field
+    assert fields == {name: name for name in fields}
