@@ -129,6 +129,8 @@ CASES = [
     (["--no-such-flag", "status"], ["no such option"]),
     (["target", "add", "mia", "t", "--kind", "carrier-pigeon"], ["'carrier-pigeon' is not one of"]),
     (["calendar", "delete", "mia", "main"], ["--yes", "no terminal"]),
+    (["target", "add", "mia", "", "--kind", "outbox"], ["target name is empty"]),
+    (["target", "add", "mia", "t" * 101, "--kind", "outbox"], ["target name", "at most 100"]),
     (["target", "add", "mia", "ig", "--kind", "instagram", "--ig-user-id", "1"],
      ["no access token", "RYLA_TARGET_ACCESS_TOKEN"]),
 ]  # fmt: skip
@@ -260,3 +262,43 @@ def test_a_target_token_can_come_on_standard_input(ryla: Invoke, tmp_path: Path)
     hook = ["target", "add", "mia", "hook", "--kind", "webhook"]
     piped = CliRunner().invoke(cli, hook, input="https://hooks.example.com/x\nsigning-key\n")
     assert piped.exit_code == 0, piped.output
+
+
+def test_the_import_refuses_what_the_commands_refuse_row_by_row(
+    ryla: Invoke, tmp_path: Path
+) -> None:
+    minutes = ",".join(map(str, range(60)))
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(
+        "posts:\n"
+        f"  - {{handle: mia, at: '{SOON} 10:00', caption: {'c' * 2201}}}\n"
+        f"  - {{handle: mia, at: '{SOON} 11:00', hashtags: ['bad tag!']}}\n"
+        "  - {handle: mia, at: '+99999999d'}\n"
+        "  - {handle: mia, at: '0001-01-01 00:30'}\n"
+        "  - {handle: mia, at: '2020-01-01 10:00'}\n"
+        "rules:\n"
+        f"  - {{handle: mia, calendar: spam, rrule: 'FREQ=HOURLY;BYMINUTE={minutes}'}}\n"
+        "  - {handle: mia, calendar: '  ', days: mon, times: '08:00'}\n"
+        f"  - {{handle: mia, calendar: tags, days: mon, times: '08:00', hashtags: [{minutes}]}}\n",
+        encoding="utf-8",
+    )
+    before = snapshot(tmp_path)
+    result = ryla("calendar", "import", str(plan))
+    lines = result.output.strip().splitlines()
+    assert result.exit_code == 2
+    assert lines[0] == "error: 8 problem(s) in 8 row(s) of plan.yaml; nothing was imported:"
+    for row, needle in enumerate(
+        [
+            "over Instagram's 2,200 characters",
+            "hashtag 'bad tag!'",
+            "'+99999999d' is out of range",
+            "'0001-01-01 00:30' is out of range",
+            "is in the past",
+            "1 minutes apart",
+            "calendar name is empty",
+            "60 hashtags (limit 30)",
+        ],
+        start=1,
+    ):
+        assert lines[row].startswith(f"  row {row} ") and needle in lines[row], lines[row]
+    assert snapshot(tmp_path) == before
