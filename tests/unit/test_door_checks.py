@@ -16,7 +16,11 @@ from models import Base
 
 Invoke = Callable[..., Result]
 LONG = "x" * 2190  # + the longest scene preset ("morning coffee") passes 2,200
-SOON = (date.today() + timedelta(days=3)).isoformat()  # a local day to come, whatever today is
+
+
+def soon() -> str:
+    """A local day to come, whatever today is (read when the test runs: the clock may move)."""
+    return (date.today() + timedelta(days=3)).isoformat()
 
 
 def snapshot(tmp_path: Path) -> dict[str, list[tuple[Any, ...]]]:
@@ -169,6 +173,7 @@ def test_the_same_slot_twice_is_refused_whatever_form_the_rule_takes(
 
 
 def test_importing_the_same_file_again_is_refused_row_by_row(ryla: Invoke, tmp_path: Path) -> None:
+    SOON = soon()
     plan = tmp_path / "plan.yaml"
     plan.write_text(
         "rules:\n  - {handle: mia, calendar: evenings, rrule: 'FREQ=DAILY;BYHOUR=19;BYMINUTE=0'}\n"
@@ -185,6 +190,7 @@ def test_importing_the_same_file_again_is_refused_row_by_row(ryla: Invoke, tmp_p
 
 
 def test_a_post_at_an_instant_already_taken_is_refused(ryla: Invoke, tmp_path: Path) -> None:
+    SOON = soon()
     assert ryla("post", "add", "mia", "--at", f"{SOON} 18:00").exit_code == 0
     again = ["post", "add", "mia", "--at", f"{SOON} 18:00"]
     taken = f"'mia' already has post 1 at {SOON} 18:00 Europe/Berlin"
@@ -267,6 +273,7 @@ def test_a_target_token_can_come_on_standard_input(ryla: Invoke, tmp_path: Path)
 def test_the_import_refuses_what_the_commands_refuse_row_by_row(
     ryla: Invoke, tmp_path: Path
 ) -> None:
+    SOON = soon()
     minutes = ",".join(map(str, range(60)))
     plan = tmp_path / "plan.yaml"
     plan.write_text(
