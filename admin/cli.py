@@ -7,14 +7,16 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
 import click
+from sqlalchemy.exc import IntegrityError
 
 from admin.calendar_cli import calendar
 from admin.character_cli import character
-from admin.context import BadInput, CliContext
+from admin.context import BadInput, CliContext, usage_line
 from admin.influencer_cli import influencer
 from admin.model_cli import model
 from admin.post_cli import post
@@ -22,6 +24,7 @@ from admin.service_cli import beat, run, serve, worker
 from admin.status import print_status
 from admin.target_cli import target
 from pipeline.errors import InputError, PromptError
+from pipeline.validation import duplicate_of
 
 __all__ = ["RylaGroup", "cli", "demo", "init", "main", "plan", "status"]
 
@@ -29,13 +32,51 @@ _INPUT_ERRORS = (InputError, PromptError)
 
 
 class RylaGroup(click.Group):
-    """Turns the pipeline's input errors into one clear line and exit code 2."""
+    """Turns every input error into one ``error:`` line and exit code 2.
+
+    The pipeline's own, Click's usage errors (a missing option, a bad value), a unique clash
+    the database found at commit (two commands adding the same thing at once), and a prompt
+    that has no terminal to ask on.
+    """
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.exceptions.NoArgsIsHelpError:
+            raise
+        except click.UsageError as exc:
+            raise BadInput(usage_line(exc)) from None
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except _INPUT_ERRORS as exc:
             raise BadInput(str(exc)) from None
+        except click.exceptions.NoArgsIsHelpError:
+            raise
+        except click.UsageError as exc:
+            raise BadInput(usage_line(exc)) from None
+        except IntegrityError as exc:
+            clash = duplicate_of(exc)
+            if clash is None:
+                raise
+            raise BadInput(
+                f"it already exists ({clash}): another command added the same thing at the same "
+                "moment; run yours again to see where it stands"
+            ) from None
+        except click.Abort:
+            if sys.stdin is not None and sys.stdin.isatty():
+                raise  # Ctrl-C at a prompt: Click's own "Aborted!"
+            raise BadInput(
+                "there is no terminal to ask on: give the answer as an option instead "
+                "(see the command's --help, e.g. --yes)"
+            ) from None
 
 
 @click.group(cls=RylaGroup)

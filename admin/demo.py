@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import click
@@ -53,8 +53,10 @@ def seed_demo(session: Session, *, count: int, settings: Settings, now: datetime
         post = create_post(
             session=session,
             handle=DEMO_HANDLE,
+            settings=settings,
+            now=now,
             data=PostIn(
-                now,
+                now + timedelta(seconds=i),  # one post per instant
                 scene=scenes[i % len(scenes)],
                 environment=environments[i % len(environments)],
                 caption_text=f"Demo post {i + 1}",

@@ -54,7 +54,7 @@ def post() -> None:
 @click.option("--caption", default="")
 @click.option("--hashtag", "hashtags", multiple=True)
 @click.option("--format", "formats", multiple=True, help=f"One of {', '.join(NATIVE_SIZES)}.")
-@click.option("--lead-minutes", type=click.IntRange(0, 1440), default=30, show_default=True)
+@click.option("--lead-minutes", type=int, default=30, show_default=True, help="0 to 1440.")
 @click.option(
     "--images",
     type=int,
@@ -79,10 +79,11 @@ def post_add(
     images: int,
 ) -> None:
     """Add a one-off post (or a carousel) at a given time."""
+    now = utcnow()
     with obj.session() as session:
         tz = zone(get_influencer(session, handle).timezone)
         data = PostIn(
-            parse_when(when, tz, utcnow()),
+            parse_when(when, tz, now),
             character,
             scene,
             environment,
@@ -94,7 +95,9 @@ def post_add(
             lead_minutes,
             images,
         )
-        created = create_post(session=session, handle=handle, data=data)
+        created = create_post(
+            session=session, handle=handle, data=data, settings=obj.settings, now=now
+        )
         click.echo(f"post {created.id} planned for {created.local_publish_time}")
 
 

@@ -77,6 +77,7 @@ def worker(
         raise BadInput(
             f"unknown queue {unknown[0] if unknown else queues!r}: choose from {', '.join(QUEUES)}"
         )
+    obj.require_schema()
     start_worker(
         obj.settings, queues=wanted, concurrency=concurrency, gpu=gpu, pool=pool, name=name
     )
@@ -96,6 +97,7 @@ def beat(obj: CliContext) -> None:
     obj.log_progress()
     from tasks.beat import run_beat
 
+    obj.require_schema()
     run_beat(obj.app, obj.settings, stop=_stop_on_signals())
 
 

@@ -9,9 +9,9 @@ import click
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from models import Influencer, Post, PostStatus, utcnow
+from models import ContentCalendar, Influencer, Post, PostStatus, utcnow
 
-__all__ = ["print_status", "status_counts"]
+__all__ = ["print_broken_calendars", "print_status", "status_counts"]
 
 COLUMNS = list(PostStatus)
 
@@ -31,6 +31,7 @@ def status_counts(session: Session, handle: str | None = None) -> dict[str, dict
 
 
 def print_status(session: Session, *, handle: str | None = None, upcoming: int = 5) -> None:
+    print_broken_calendars(session, handle)
     table = status_counts(session, handle)
     if not table:
         click.echo(
@@ -62,3 +63,17 @@ def _print_upcoming(session: Session, handle: str | None, limit: int) -> None:
         click.echo("\nnext up:")
     for post_id, name, status, when, scene in rows:
         click.echo(f"  #{post_id:<5} {name:<20} {when:<34} {status.value:<17} {scene or '-'}")
+
+
+def print_broken_calendars(session: Session, handle: str | None) -> None:
+    """Calendars the beat cannot plan, first: their other posts go on, these get no new ones."""
+    stmt = (
+        select(Influencer.handle, ContentCalendar.name, ContentCalendar.broken_reason)
+        .join(Influencer, Influencer.id == ContentCalendar.influencer_id)
+        .where(ContentCalendar.broken_reason.is_not(None))
+        .order_by(Influencer.handle, ContentCalendar.name)
+    )
+    if handle:
+        stmt = stmt.where(Influencer.handle == handle)
+    for name, calendar, reason in session.execute(stmt):
+        click.echo(f"BROKEN calendar {name}/{calendar}: {reason} (see `ryla calendar list {name}`)")

@@ -1,17 +1,19 @@
 """``ryla target add|token|list``: where posts go (outbox, signed webhook, Instagram).
 
-Secrets are prompted for with hidden input or read from an environment variable, never
-taken as plain command-line values that would land in shell history.
+Secrets come from an environment variable, else one line each on standard input when it is not
+a terminal (scripts), else a hidden prompt; never plain command-line values that would land in
+shell history.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 
 import click
 from sqlalchemy import select
 
-from admin.context import CliContext
+from admin.context import BadInput, CliContext
 from models import Influencer, PublishTarget, TargetKind, utcnow
 from pipeline.publishers.targets import TargetIn, create_target, set_target_secrets
 
@@ -36,13 +38,22 @@ def _ask_secrets(kind: TargetKind) -> dict[str, str]:
     values = {}
     for key in _SECRETS_OF[kind]:
         env = _SECRET_ENV[key]
-        values[key] = os.environ.get(env) or click.prompt(
-            f"{key.replace('_', ' ')} (or set {env})",
-            hide_input=True,
-            default="",
-            show_default=False,
-        )
+        values[key] = os.environ.get(env) or _read_secret(key.replace("_", " "), env)
     return values
+
+
+def _read_secret(label: str, env: str) -> str:
+    stdin = sys.stdin
+    if stdin is not None and stdin.isatty():
+        return str(
+            click.prompt(f"{label} (or set {env})", hide_input=True, default="", show_default=False)
+        )
+    line = stdin.readline().strip() if stdin is not None else ""
+    if not line:
+        raise BadInput(
+            f"no {label}: set {env} or pipe it on standard input (there is no terminal to ask on)"
+        )
+    return line
 
 
 @click.group()
@@ -73,7 +84,16 @@ def target_add(
     base_url: str | None,
     api_version: str | None,
 ) -> None:
-    """Add a publish target for an influencer (its first target is its default)."""
+    """Add a publish target for an influencer (its first target is its default).
+
+    \b
+    Secrets never go on the command line:
+      instagram  access token   RYLA_TARGET_ACCESS_TOKEN
+      webhook    URL            RYLA_TARGET_WEBHOOK_URL
+                 signing key    RYLA_TARGET_SIGNING_KEY
+    Unset ones are read one line each from standard input when it is not a terminal, in that
+    order (e.g. printf '%s\\n' "$TOKEN" | ryla target add ...), else asked for, hidden.
+    """
     config = {
         k: v
         for k, v in (
@@ -96,7 +116,10 @@ def target_add(
 @click.argument("name")
 @click.pass_obj
 def target_token(obj: CliContext, name: str) -> None:
-    """Enter new secrets for a target (e.g. a new token); its waiting posts resume."""
+    """Enter new secrets for a target (e.g. a new token); its waiting posts resume.
+
+    Read like `ryla target add` reads them: environment, standard input, or a hidden prompt.
+    """
     with obj.session() as session:
         kind = session.scalars(select(PublishTarget.kind).where(PublishTarget.name == name)).first()
         secrets = _ask_secrets(kind) if kind else {}

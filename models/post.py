@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.base import Base, JSONType, UTCDateTime, enum_column, utcnow
@@ -62,6 +62,10 @@ IN_PROGRESS: dict[PostStatus, PostStatus] = {
 }
 
 
+# The posts that hold their instant: all but the terminal cancelled and published ones.
+ONE_PER_INSTANT = "status NOT IN ('cancelled', 'published')"
+
+
 def can_move(src: PostStatus, dst: PostStatus) -> bool:
     return dst in TRANSITIONS[src]
 
@@ -72,6 +76,17 @@ class Post(Base):
         Index("ix_posts_status_generate_at", "status", "generate_at"),
         Index("ix_posts_status_publish_at", "status", "publish_at"),
         Index("ix_posts_status_lease_expires_at", "status", "lease_expires_at"),
+        # One post per influencer per instant, whatever rules or people add: a second rule
+        # with the same slots adds nothing. Only terminal states leave the index, so no state
+        # move can ever collide with it.
+        Index(
+            "uq_posts_influencer_instant",
+            "influencer_id",
+            "publish_at",
+            unique=True,
+            postgresql_where=text(ONE_PER_INSTANT),
+            sqlite_where=text(ONE_PER_INSTANT),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -2,11 +2,13 @@
 can act on (what was wrong, with which value, what to do).
 
 RylaError
-├── InputError              a person's input is wrong: CLI exit 2, API 422; nothing is written
+├── InputError              a person's input is wrong: CLI exit 2, API 422; nothing is written;
+│   │                       ``field`` names the input field when one is to blame
 │   ├── ScheduleError       a zone, day, time or recurrence rule
 │   ├── SettingsError       a RYLA_ setting the pipeline cannot run with
 │   ├── PlanError           a feed plan asked for the impossible
 │   └── ImportRejected      an import file's rows (``planning.imports``): every error, by row
+├── RuleBroken              a stored slot rule cannot be expanded: its calendar is marked broken
 ├── PermanentError          another try cannot fix it: the post fails at once with the message
 │   ├── PromptError         a prompt names a preset that does not exist
 │   ├── CaptionError        a caption breaks Instagram's limits or its template cannot be filled
@@ -51,6 +53,7 @@ __all__ = [
     "PublishError",
     "QuotaExceeded",
     "RenderError",
+    "RuleBroken",
     "RylaError",
     "ScheduleError",
     "SecretsError",
@@ -71,7 +74,15 @@ class RylaError(Exception):
 
 
 class InputError(RylaError, ValueError):
-    """Input a person gave is wrong; the message names the field, the value and the fix."""
+    """Input a person gave is wrong; the message names the field, the value and the fix.
+
+    ``field`` is the name of the input field to blame (as the input dataclasses spell it), for
+    doors that point at it (the API's 422 body); ``None`` when no single field is.
+    """
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class ScheduleError(InputError):
@@ -84,6 +95,19 @@ class SettingsError(InputError):
 
 class PlanError(InputError):
     """The plan cannot be made for these arguments (unknown influencer, bad window)."""
+
+
+class RuleBroken(RylaError, RuntimeError):
+    """A stored slot rule cannot be expanded (written before today's checks, or by hand).
+
+    The beat marks its calendar broken with ``reason`` and plans the others; an edit that
+    fixes the rule clears the mark.
+    """
+
+    def __init__(self, rule_id: int | None, reason: str) -> None:
+        super().__init__(f"rule {rule_id} cannot be planned: {reason}")
+        self.rule_id = rule_id
+        self.reason = reason
 
 
 # --- permanent: the post fails at once ------------------------------------------------------

@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     # The longest horizon a calendar may ask for; the beat expands this many calendars a tick.
     max_horizon_days: int = Field(366, ge=1, le=366)
     expand_batch: int = Field(500, ge=1, le=100_000)
+    # Posts a local day may hold per influencer (an influencer may set its own, up to 100):
+    # half of the 50 a day Meta documents in places, so even a rolling 24 hours stays under it.
+    max_posts_per_day: int = Field(25, ge=1, le=100)
     claim_batch: int = Field(200, ge=1, le=10_000)
     redis_visibility_timeout: int = Field(3600, ge=60)
     gpu_cost_per_hour: float = Field(0.0, ge=0)

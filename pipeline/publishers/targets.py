@@ -23,6 +23,7 @@ from pipeline.errors import InputError
 from pipeline.planning.influencers import get_influencer
 from pipeline.publishers.tokens import token_dates
 from pipeline.settings import Settings, load_secret_key
+from pipeline.validation import check_name, inserted_once
 
 __all__ = ["TargetIn", "create_target", "get_target", "resolve_target", "set_target_secrets"]
 
@@ -84,22 +85,23 @@ def create_target(
     *, session: Session, settings: Settings, handle: str, data: TargetIn, now: datetime
 ) -> PublishTarget:
     influencer = get_influencer(session, handle)
+    name = check_name("target name", data.name, field="name")
     _validate(data)
-    if session.scalars(select(PublishTarget.id).where(PublishTarget.name == data.name)).first():
-        raise InputError(f"publish target {data.name!r} already exists: choose another name")
+    if session.scalars(select(PublishTarget.id).where(PublishTarget.name == name)).first():
+        raise InputError(f"publish target {name!r} already exists: choose another name")
     secrets = {k: v for k, v in data.secrets.items() if v}
     config = dict(data.config)
     if data.kind is TargetKind.INSTAGRAM:
         config |= token_dates(now)  # a token entered now is fresh: no refresh for 24 h
     target = PublishTarget(
         influencer_id=influencer.id,
-        name=data.name,
+        name=name,
         kind=data.kind,
         config=config,
         secrets_encrypted=encrypt_secrets(secrets, load_secret_key(settings)) if secrets else None,
     )
-    session.add(target)
-    session.flush()
+    with inserted_once(session, f"publish target {name!r}", "choose another name"):
+        session.add(target)
     return target
 
 

@@ -194,9 +194,9 @@ def test_a_post_fails_with_the_last_error_when_attempts_run_out(
 def test_a_broken_caption_template_fails_the_post_at_render(
     settings: Settings, factory: sessionmaker[Session], influencer_id: int
 ) -> None:
+    post_id = new_post(factory)  # the door checks the template; here it breaks after that
     with session_scope(factory) as s:
         s.execute(update(Influencer).values(caption_template="{text} in {city}"))
-    post_id = new_post(factory)
     drain(make_runtime(settings, factory), first_tick(settings, factory))
     post = post_of(factory, post_id)
     assert post.status is S.FAILED
@@ -305,7 +305,7 @@ class CountingGenerator:
 def test_posts_claimed_together_share_one_generator_call(
     settings: Settings, factory: sessionmaker[Session], influencer_id: int
 ) -> None:
-    ids = [new_post(factory) for _ in range(3)]
+    ids = [new_post(factory, at=NOW - timedelta(seconds=i)) for i in range(3)]  # one per instant
     dispatches = first_tick(settings, factory)
     assert len({(d.token, d.batch_key) for d in dispatches}) == 1
     generator = CountingGenerator()
@@ -319,7 +319,7 @@ def test_posts_claimed_together_share_one_generator_call(
 def test_a_failed_batch_settles_every_post_in_it(
     settings: Settings, factory: sessionmaker[Session], influencer_id: int
 ) -> None:
-    ids = [new_post(factory) for _ in range(2)]
+    ids = [new_post(factory, at=NOW - timedelta(seconds=i)) for i in range(2)]  # one per instant
     dispatches = first_tick(settings, factory)
     rt = make_runtime(settings, factory, generator=FlakyGenerator(failures=1))
     assert run_generate(rt, ids, dispatches[0].token) == []
@@ -332,9 +332,8 @@ def test_a_failed_batch_settles_every_post_in_it(
 def test_posts_of_different_sizes_are_not_batched_together(
     settings: Settings, factory: sessionmaker[Session], influencer_id: int
 ) -> None:
-    new_post(factory, formats=["feed_portrait"])
-    new_post(factory, formats=["story"])
-    new_post(factory, formats=["feed_portrait"])
+    for seconds, fmt in enumerate(["feed_portrait", "story", "feed_portrait"]):
+        new_post(factory, at=NOW - timedelta(seconds=seconds), formats=[fmt])
     groups = batch_dispatches(first_tick(settings, factory), 4)
     assert sorted(len(g) for g in groups) == [1, 2]
 
