@@ -72,6 +72,9 @@ class Post(Base):
         Index("ix_posts_status_generate_at", "status", "generate_at"),
         Index("ix_posts_status_publish_at", "status", "publish_at"),
         Index("ix_posts_status_lease_expires_at", "status", "lease_expires_at"),
+        # The studio's lists and calendars: by time (cursor paging), per influencer by time.
+        Index("ix_posts_publish_at_id", "publish_at", "id"),
+        Index("ix_posts_influencer_id_publish_at_id", "influencer_id", "publish_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
