@@ -127,19 +127,22 @@ _WORDS = re.compile(r"[a-z]+")
 
 def field_of(message: str, fields: Sequence[str], exc: Any = None) -> str | None:
     """Which of the request's fields an input error is about: the error's own ``field`` when it
-    has one, else the first field the message names (``lead_minutes`` as "lead minutes" or
-    "lead time")."""
+    has one, else the first field the message names ("time zone" for ``timezone``, "time" for
+    ``times``, "lead time" for ``lead_minutes``)."""
     named = getattr(exc, "field", None)
     if isinstance(named, str) and named:
         return named
     text = message.lower()
     words = set(_WORDS.findall(text))
+    joined = "".join(text.split())
     for name in fields:
         parts = name.lower().split("_")
-        spaced = " ".join(parts)
-        if spaced in text or (len(parts) == 1 and parts[0] in words):
+        if " ".join(parts) in text or (len(parts) > 1 and "".join(parts) in joined):
             return name
-        if parts[0] in words and len(parts[0]) > 3:
+        single = parts[0].removesuffix("s")
+        if parts[0] in words or (len(single) > 3 and single in words):
+            return name
+        if len(parts) == 1 and len(name) > 6 and name.lower() in joined:
             return name
     return None
 
