@@ -13,7 +13,6 @@ prints a table and writes ``benchmarks/results/api.json``.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import platform
@@ -57,53 +56,131 @@ def _copy(
             copy.write_row(row)
 
 
+INFLUENCER_COLUMNS = [
+    "id",
+    "handle",
+    "display_name",
+    "timezone",
+    "persona",
+    "voice",
+    "caption_template",
+    "default_hashtags",
+    "approval_required",
+    "active",
+    "created_at",
+]
+CHARACTER_COLUMNS = [
+    "id",
+    "influencer_id",
+    "name",
+    "age",
+    "ethnicity",
+    "hair",
+    "eyes",
+    "body",
+    "features",
+    "default_outfit",
+    "identity_prompt",
+    "negative_prompt",
+    "trigger_word",
+    "lora_scale",
+    "seed_policy",
+    "seed",
+    "created_at",
+]
+POST_COLUMNS = [
+    "id",
+    "influencer_id",
+    "character_id",
+    "status",
+    "publish_at",
+    "generate_at",
+    "local_publish_time",
+    "attempts",
+    "generation",
+    "scene",
+    "environment",
+    "outfit",
+    "prompt_extra",
+    "prompt",
+    "negative_prompt",
+    "caption_text",
+    "caption",
+    "alt_text",
+    "hashtags",
+    "media_type",
+    "image_count",
+    "formats",
+    "created_at",
+    "updated_at",
+]
+ASSET_COLUMNS = [
+    "post_id", "generation", "kind", "format", "storage_key", "content_type", "width",
+    "height", "bytes", "sha256", "meta", "created_at",
+]  # fmt: skip
+
+
+def _post_row(pid: int, influencer: int, at: datetime, state: str) -> tuple[Any, ...]:
+    local = at.strftime("%Y-%m-%d %H:%M")
+    texts = ("city_walk", "urban", "", "", "", "", "caption", "", "")
+    return (pid, influencer, influencer, state, at, at - timedelta(minutes=30), local, 0, 1,
+            *texts, "[]", "image", 1, '["feed_portrait"]', NOW, NOW)  # fmt: skip
+
+
 def seed(url: str, storage: LocalStorage, influencers: int, posts_each: int) -> dict[str, Any]:
     """Influencers, characters and posts over 60 days around NOW; a thumbnail per post that
     has images (published, awaiting approval, failed), all rows written by COPY."""
     started = time.perf_counter()
     rng = random.Random(7)
     thumb = storage.put("bench/thumbnail.jpg", b"\xff\xd8\xff" + os.urandom(6000) + b"\xff\xd9")
+    ids = range(1, influencers + 1)
+    people = [
+        (
+            i,
+            f"inf{i:05d}",
+            f"Influencer {i}",
+            "Europe/Berlin",
+            "",
+            "",
+            "{text}",
+            "[]",
+            True,
+            True,
+            NOW,
+        )
+        for i in ids
+    ]
+    faces = [
+        (i, i, "main", "", "", "", "", "", "", "", "a person", "", "", 1.0, "fixed", 7, NOW)
+        for i in ids
+    ]
+    post_rows, asset_rows = [], []
+    for influencer in ids:
+        for n in range(posts_each):
+            pid = len(post_rows) + 1
+            at = NOW + timedelta(days=-30 + 60 * n / posts_each, minutes=rng.randrange(600))
+            state = STATES[rng.randrange(len(STATES))]
+            post_rows.append(_post_row(pid, influencer, at, state))
+            if state != "planned":
+                key = f"bench/t/{pid}.jpg"
+                asset_rows.append((pid, 1, "thumbnail", "thumbnail", key, "image/jpeg", 320, 400,
+                                   thumb.size, thumb.sha256, "{}", NOW))  # fmt: skip
     with psycopg.connect(url.replace("+psycopg", "")) as conn:
-        _copy(conn, "influencers", ["id", "handle", "display_name", "timezone", "persona", "voice",
-              "caption_template", "default_hashtags", "approval_required", "active", "created_at"],
-              [(i, f"inf{i:05d}", f"Influencer {i}", "Europe/Berlin", "", "", "{text}", "[]",
-                True, True, NOW) for i in range(1, influencers + 1)])  # fmt: skip
-        _copy(conn, "characters", ["id", "influencer_id", "name", "age", "ethnicity", "hair", "eyes",
-              "body", "features", "default_outfit", "identity_prompt", "negative_prompt",
-              "trigger_word", "lora_scale", "seed_policy", "seed", "created_at"],
-              [(i, i, "main", "", "", "", "", "", "", "", "a person", "", "", 1.0, "fixed", 7, NOW)
-               for i in range(1, influencers + 1)])  # fmt: skip
-        post_rows, asset_rows, pid = [], [], 0
-        for inf in range(1, influencers + 1):
-            for n in range(posts_each):
-                pid += 1
-                at = NOW + timedelta(days=-30 + 60 * n / posts_each, minutes=rng.randrange(600))
-                state = STATES[rng.randrange(len(STATES))]
-                post_rows.append((pid, inf, inf, state, at, at - timedelta(minutes=30),
-                    at.strftime("%Y-%m-%d %H:%M"), 0, 1, "city_walk", "urban", "", "", "", "",
-                    "caption", "", "", "[]", "image", 1, '["feed_portrait"]', NOW, NOW))  # fmt: skip
-                if state != "planned":
-                    asset_rows.append((pid, 1, "thumbnail", "thumbnail", f"bench/t/{pid}.jpg",
-                        "image/jpeg", 320, 400, thumb.size, thumb.sha256, "{}", NOW))  # fmt: skip
-        _copy(conn, "posts", ["id", "influencer_id", "character_id", "status", "publish_at",
-              "generate_at", "local_publish_time", "attempts", "generation", "scene", "environment",
-              "outfit", "prompt_extra", "prompt", "negative_prompt", "caption_text", "caption",
-              "alt_text", "hashtags", "media_type", "image_count", "formats", "created_at",
-              "updated_at"], post_rows)  # fmt: skip
-        _copy(conn, "assets", ["post_id", "generation", "kind", "format", "storage_key",
-              "content_type", "width", "height", "bytes", "sha256", "meta", "created_at"],
-              asset_rows)  # fmt: skip
+        _copy(conn, "influencers", INFLUENCER_COLUMNS, people)
+        _copy(conn, "characters", CHARACTER_COLUMNS, faces)
+        _copy(conn, "posts", POST_COLUMNS, post_rows)
+        _copy(conn, "assets", ASSET_COLUMNS, asset_rows)
         for table in ("influencers", "characters", "posts"):
             conn.execute(f"SELECT setval('{table}_id_seq', (SELECT max(id) FROM {table}))")
         conn.commit()
         conn.execute("ANALYZE")
-    # One real file serves every thumbnail key: hard links keep the disk small.
-    for pid_, *_ in asset_rows[:200]:
-        target = storage.path(f"bench/t/{pid_}.jpg")
+    # One real file serves the sampled thumbnail keys: hard links keep the disk small.
+    for row in asset_rows[:200]:
+        target = storage.path(row[4])
         target.parent.mkdir(parents=True, exist_ok=True)
         os.link(storage.path("bench/thumbnail.jpg"), target)
     return {
-        "posts": pid,
+        "posts": len(post_rows),
         "thumbnails": len(asset_rows),
         "sample_post": asset_rows[0][0],
         "seed_s": round(time.perf_counter() - started, 1),
@@ -113,18 +190,22 @@ def seed(url: str, storage: LocalStorage, influencers: int, posts_each: int) -> 
 def timed(fn: Callable[[int], httpx.Response], count: int) -> dict[str, float]:
     for i in range(5):  # warm the server's caches and connections
         fn(i)
-    samples = []
+    samples, server = [], []
     for i in range(count):
         started = time.perf_counter()
         answer = fn(i)
         samples.append((time.perf_counter() - started) * 1000)
         assert answer.status_code == 200, answer.text[:300]
+        server.append(float(answer.headers["server-timing"].split("dur=")[1]))
     samples.sort()
+    server.sort()
     return {
         "n": count,
         "median_ms": round(statistics.median(samples), 2),
         "p95_ms": round(samples[int(0.95 * (count - 1))], 2),
         "p99_ms": round(samples[int(0.99 * (count - 1))], 2),
+        "server_median_ms": round(statistics.median(server), 2),
+        "server_p99_ms": round(server[int(0.99 * (count - 1))], 2),
     }
 
 
@@ -150,20 +231,27 @@ def measure(base: str, token: str, influencers: int, count: int, sample: int) ->
         "to": (NOW + timedelta(days=2)).isoformat(),
     }
     cursor = api.get("/api/v1/posts", params={**window, "limit": 50}).json()["next_cursor"]
+
+    def posts(**params: Any) -> Callable[[int], httpx.Response]:
+        return lambda _: api.get("/api/v1/posts", params={"limit": 50, **params})
+
+    def month(**params: Any) -> Callable[[int], httpx.Response]:
+        return lambda _: pages.get(
+            "/calendar", params={"view": "month", "day": "2026-12-01", **params}
+        )
+
     results = {
         "list: one influencer's planned posts": timed(
-            lambda _: api.get("/api/v1/posts", params={"handle": handle(), "state": "planned", "limit": 50}), count),
-        "list: needs a person (all)": timed(
-            lambda _: api.get("/api/v1/posts", params={"needs_person": "true", "limit": 50}), count),
-        "list: 4-day window (all)": timed(
-            lambda _: api.get("/api/v1/posts", params={**window, "limit": 50}), count),
-        "list: next page by cursor": timed(
-            lambda _: api.get("/api/v1/posts", params={**window, "limit": 50, "cursor": cursor}), count),
+            lambda i: posts(handle=handle(), state="planned")(i), count
+        ),
+        "list: needs a person (all)": timed(posts(needs_person="true"), count),
+        "list: 4-day window (all)": timed(posts(**window), count),
+        "list: next page by cursor": timed(posts(**window, cursor=cursor), count),
         "page: calendar month, one influencer": timed(
-            lambda _: pages.get("/calendar", params={"handle": handle(), "view": "month", "day": "2026-12-01"}), count // 2),
-        "page: calendar month, all influencers": timed(
-            lambda _: pages.get("/calendar", params={"view": "month", "day": "2026-12-01"}), 20),
-    }  # fmt: skip
+            lambda i: month(handle=handle())(i), count // 2
+        ),
+        "page: calendar month, all influencers": timed(month(), 20),
+    }
     url = api.get(f"/api/v1/posts/{sample}").json()["thumbnail"]["url"]
     first = httpx.get(url)
     repeat = httpx.get(url, headers={"If-None-Match": first.headers["etag"]})
@@ -239,19 +327,24 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     result = run(args.influencers, args.posts_each, args.requests)
+    print(f"{result['posts']:,} posts, {result['thumbnails']:,} thumbnails ({result['seed_s']} s)")
     print(
-        f"{result['posts']:,} posts, {result['thumbnails']:,} thumbnails (seeded in {result['seed_s']} s)"
+        f"{'measure (round trip; server time)':<40} {'n':>5} {'median ms':>10} {'p95 ms':>8} "
+        f"{'p99 ms':>8} {'server median':>14} {'server p99':>11}"
     )
-    print(f"{'measure':<40} {'n':>5} {'median ms':>10} {'p95 ms':>8} {'p99 ms':>8}")
     for label, row in result["results"].items():
         if "median_ms" in row:
-            print(
-                f"{label:<40} {row['n']:>5} {row['median_ms']:>10} {row['p95_ms']:>8} {row['p99_ms']:>8}"
+            cells = (
+                f"{row['n']:>5} {row['median_ms']:>10} {row['p95_ms']:>8} {row['p99_ms']:>8} "
+                f"{row['server_median_ms']:>14} {row['server_p99_ms']:>11}"
             )
+            print(f"{label:<40} {cells}")
     thumb = result["results"]["thumbnail"]
     print(f"thumbnail: first {thumb['first']}, repeat with If-None-Match {thumb['repeat']}, "
           f"Cache-Control {thumb['cache_control']!r}")  # fmt: skip
+    load = os.getloadavg()
     result["machine"] = {
+        "load_average_1_5_15": [round(x, 2) for x in load],
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
         "note": "loopback HTTP, 2 cores shared",
