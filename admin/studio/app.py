@@ -35,6 +35,7 @@ from pipeline.settings import Settings, load_secret_key
 from pipeline.steps.claims import Dispatch
 
 __all__ = [
+    "ServerTiming",
     "create_app",
 ]
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from admin.studio.core import studio_of
+from admin.studio.core import field_of, studio_of
 from admin.studio.pages.render import form_of, page, signed_in
 from models import Role
 from pipeline.browse.review import target_health
@@ -33,7 +33,7 @@ def targets_page(request: Request, notice: str = "") -> Response:
     signed_in(request)
     with studio_of(request).session() as session:
         targets = target_health(session)
-    return page(request, "targets.html", targets=targets, notice=notice[:300])
+    return page(request, "targets.html", targets=targets, notice=notice[:300], errors={})
 
 
 @targets_router.post("/targets/{name}/secrets")
@@ -43,7 +43,7 @@ async def reauthorise(request: Request, name: str) -> Response:
     secrets = {k: form[k] for k in _SECRET_FIELDS if form.get(k)}
     studio = studio_of(request)
 
-    def run() -> str:
+    def run() -> Response:
         try:
             with studio.session() as session:
                 set_target_secrets(
@@ -54,11 +54,16 @@ async def reauthorise(request: Request, name: str) -> Response:
                     now=studio.clock(),
                 )
         except InputError as exc:
-            return f"not changed: {exc}"
-        return f"target {name}: new secrets stored, its waiting posts resume"
+            # The secrets are never sent back: the person types them again.
+            field = field_of(str(exc), ["url", "signing_key", "access_token"], exc) or "form"
+            with studio.session() as session:
+                targets = target_health(session)
+            errors = {name: {field: str(exc)}}
+            return page(request, "targets.html", status_code=422, targets=targets, errors=errors)
+        notice = f"target {name}: new secrets stored, its waiting posts resume"
+        return RedirectResponse(f"/targets?notice={notice}", status_code=303)
 
-    notice = await run_in_threadpool(run)
-    return RedirectResponse(f"/targets?notice={notice}", status_code=303)
+    return await run_in_threadpool(run)
 
 
 @targets_router.post("/targets/{name}/check")

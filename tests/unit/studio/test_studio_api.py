@@ -10,9 +10,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from models import Influencer, Post, PostEvent, PostStatus
+from models import Influencer, Post, PostEvent, PostStatus, TargetKind
 from pipeline.db import session_scope
 from pipeline.media.storage import LocalStorage
+from pipeline.publishers.targets import TargetIn, create_target
 from pipeline.settings import Settings
 from pipeline.steps.claims import Dispatch
 from pipeline.steps.moves import Step, move
@@ -268,3 +269,28 @@ def test_the_openapi_schema_documents_every_api_route(
         "/api/v1/status",
     } <= paths
     assert all(p.startswith("/api/v1/") for p in paths)
+
+
+def test_targets_are_listed_with_their_health_and_tested_without_publishing(
+    app_client: TestClient,
+    tokens: dict[str, str],
+    factory: sessionmaker[Session],
+    settings: Settings,
+) -> None:
+
+    with session_scope(factory) as s:
+        box = TargetIn("box", TargetKind.OUTBOX, {"path": str(settings.data_dir / "box")})
+        create_target(session=s, settings=settings, handle="mia", data=box, now=NOW)
+    listed = app_client.get("/api/v1/targets", headers=bearer(tokens["viewer"])).json()
+    assert listed == [
+        {
+            "name": "box",
+            "kind": "outbox",
+            "handle": "mia",
+            "needs_reauth": False,
+            "token_expires_at": None,
+        }
+    ]
+    checked = app_client.post("/api/v1/targets/box/check", headers=bearer(tokens["admin"])).json()
+    assert checked["ok"] is True and "writable" in checked["detail"]
+    assert list((settings.data_dir / "box").iterdir()) == []  # the probe leaves nothing behind

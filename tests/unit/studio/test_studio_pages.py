@@ -7,13 +7,16 @@ from __future__ import annotations
 import re
 
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from models import Influencer, Post, PostStatus
+from models import Influencer, Post, PostStatus, PublishTarget, TargetKind
+from pipeline.db import session_scope
+from pipeline.publishers.targets import TargetIn, create_target
 from pipeline.settings import Settings
 from pipeline.steps.claims import Dispatch
-from tests.studio_kit import csrf_of
+from tests.conftest import NOW
+from tests.studio_kit import csrf_of, sign_in
 from tests.unit.studio.test_studio_api import awaiting
 
 
@@ -81,3 +84,26 @@ def test_calendar_and_feed_show_thumbnails_at_signed_links(
         thumb = re.search(r'src="(/media/posts/[^"]+thumbnail[^"]+)"', text)
         assert thumb, path
         assert editor_page.get(thumb.group(1).replace("&amp;", "&")).status_code == 200
+
+
+def test_an_admin_reauthorises_a_target_and_a_bad_url_is_shown_beside_its_field(
+    app_client: TestClient, factory: sessionmaker[Session], settings: Settings
+) -> None:
+    secrets = {"url": "https://hooks.example.test/abc", "signing_key": "k" * 32}
+    with session_scope(factory) as s:
+        hook = TargetIn("hook", TargetKind.WEBHOOK, {}, secrets)
+        create_target(session=s, settings=settings, handle="mia", data=hook, now=NOW)
+        s.execute(update(PublishTarget).values(needs_reauth=True))  # a refused token refresh
+    sign_in(app_client, "admin")
+    assert "needs re-authorisation" in app_client.get("/targets").text
+    csrf = csrf_of(app_client)
+    bad = {"csrf_token": csrf, "url": "ftp://nowhere", "signing_key": "s" * 32}
+    answer = app_client.post("/targets/hook/secrets", data=bad)
+    assert answer.status_code == 422 and 'id="hook-url-error"' in answer.text
+    assert "ftp://nowhere" not in answer.text  # a secret is never sent back
+    good = {**bad, "url": "https://hooks.example.test/new"}
+    done = app_client.post("/targets/hook/secrets", data=good)
+    assert "new secrets stored" in done.text
+    with factory() as s:
+        target = s.scalars(select(PublishTarget).where(PublishTarget.name == "hook")).one()
+        assert target.needs_reauth is False and "hooks.example" not in str(target.secrets_encrypted)
