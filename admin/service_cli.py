@@ -30,7 +30,6 @@ def serve(obj: CliContext, host: str, port: int) -> None:
     from admin.studio.app import create_app
 
     obj.log_progress()
-    app = create_app(obj.settings)
     # Bound before the line below is printed: whoever waits for it can connect at once.
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -41,10 +40,12 @@ def serve(obj: CliContext, host: str, port: int) -> None:
     try:
         sock.bind((host, port))
     except OSError as exc:
+        sock.close()
         raise BadInput(
             f"cannot listen on {host}:{port} ({exc.strerror}): pick another --port"
         ) from None
     sock.listen(128)
+    app = create_app(obj.settings)
     click.echo(
         f"serving media and the studio on http://{host}:{port} "
         f"(public: {obj.settings.public_base_url})"

@@ -108,9 +108,11 @@ def add_influencer_route(
         return _influencer_out(create_influencer(session=session, data=data))
 
 
-def _hold(request: Request, handle: str, name: str | None, pause: bool) -> HoldOut:
+def _hold(
+    request: Request, principal: Principal, handle: str, name: str | None, pause: bool
+) -> HoldOut:
     studio = studio_of(request)
-    actor = f"studio:{request.state.principal.username}"
+    actor = f"studio:{principal.username}"
     now, settings = studio.clock(), studio.settings
     with input_errors(["handle", "name"]), studio.session() as session:
         if name is None and pause:
@@ -130,18 +132,18 @@ def _hold(request: Request, handle: str, name: str | None, pause: bool) -> HoldO
 
 @plan_router.post("/influencers/{handle}/pause", response_model=HoldOut)
 def pause_influencer_route(
-    request: Request, handle: Handle, _: Annotated[Principal, Depends(editor)]
+    request: Request, handle: Handle, principal: Annotated[Principal, Depends(editor)]
 ) -> HoldOut:
     """Hold every post of the influencer where it is."""
-    return _hold(request, handle, None, pause=True)
+    return _hold(request, principal, handle, None, pause=True)
 
 
 @plan_router.post("/influencers/{handle}/resume", response_model=HoldOut)
 def resume_influencer_route(
-    request: Request, handle: Handle, _: Annotated[Principal, Depends(editor)]
+    request: Request, handle: Handle, principal: Annotated[Principal, Depends(editor)]
 ) -> HoldOut:
     """Release the posts; slots past the grace window become missed, never a burst."""
-    return _hold(request, handle, None, pause=False)
+    return _hold(request, principal, handle, None, pause=False)
 
 
 def lora_state(path: str | None) -> str:
@@ -265,16 +267,16 @@ def edit_calendar_route(
 
 @plan_router.post("/calendars/{handle}/{name}/pause", response_model=HoldOut)
 def pause_calendar_route(
-    request: Request, handle: Handle, name: Name, _: Annotated[Principal, Depends(editor)]
+    request: Request, handle: Handle, name: Name, principal: Annotated[Principal, Depends(editor)]
 ) -> HoldOut:
-    return _hold(request, handle, name, pause=True)
+    return _hold(request, principal, handle, name, pause=True)
 
 
 @plan_router.post("/calendars/{handle}/{name}/resume", response_model=HoldOut)
 def resume_calendar_route(
-    request: Request, handle: Handle, name: Name, _: Annotated[Principal, Depends(editor)]
+    request: Request, handle: Handle, name: Name, principal: Annotated[Principal, Depends(editor)]
 ) -> HoldOut:
-    return _hold(request, handle, name, pause=False)
+    return _hold(request, principal, handle, name, pause=False)
 
 
 @plan_router.delete("/calendars/{handle}/{name}", response_model=HoldOut)

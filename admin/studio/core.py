@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from fastapi import HTTPException, Request
 from sqlalchemy.orm import Session, sessionmaker
@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 COOKIE = "ryla_session"
 CSRF_HEADER = "x-csrf-token"
 _SAFE = {"GET", "HEAD", "OPTIONS"}
+_UNKNOWN = object()  # the request has not been looked at yet (None: looked, nobody)
 
 
 @dataclass
@@ -81,9 +82,9 @@ def studio_of(request: Request) -> Studio:
 
 def principal_of(request: Request) -> Principal | None:
     """Who is asking: a bearer token wins over a cookie; None when neither is valid."""
-    if "principal" in request.state._state:
-        cached: Principal | None = request.state.principal
-        return cached
+    cached = getattr(request.state, "principal", _UNKNOWN)
+    if cached is not _UNKNOWN:
+        return cast(Principal | None, cached)
     studio = studio_of(request)
     header = request.headers.get("authorization", "")
     found: Principal | None = None

@@ -93,7 +93,7 @@ def plan_page(request: Request, notice: str = "") -> Response:
     return page(request, "plan.html", errors={}, values={}, notice=notice[:300], **context)
 
 
-def _new_influencer(session: Session, form: dict[str, str], actor: str) -> str:
+def _new_influencer(session: Session, form: dict[str, str], actor: str, studio: Studio) -> str:
     data = InfluencerIn(
         handle=form.get("handle", "").strip(),
         display_name=form.get("display_name", "").strip() or form.get("handle", ""),
@@ -106,7 +106,7 @@ def _new_influencer(session: Session, form: dict[str, str], actor: str) -> str:
     return f"influencer {created.handle} added"
 
 
-def _new_character(session: Session, form: dict[str, str], actor: str) -> str:
+def _new_character(session: Session, form: dict[str, str], actor: str, studio: Studio) -> str:
     data = CharacterIn(
         name=form.get("name", "").strip(),
         identity_prompt=form.get("identity_prompt", ""),
@@ -150,7 +150,11 @@ def _new_calendar(session: Session, form: dict[str, str], actor: str, studio: St
     return f"calendar {calendar.name} {'added' if created else 'got another rule'}"
 
 
-async def _submit(request: Request, kind: str, work: Callable[..., str]) -> Response:
+# A form's work: (session, the form's fields, the actor, the studio) -> the notice to show.
+FormWork = Callable[[Session, dict[str, str], str, Studio], str]
+
+
+async def _submit(request: Request, kind: str, work: FormWork) -> Response:
     principal: Principal = await run_in_threadpool(signed_in, request, Role.EDITOR)
     form = await form_of(request, principal)
     studio = studio_of(request)
@@ -158,8 +162,7 @@ async def _submit(request: Request, kind: str, work: Callable[..., str]) -> Resp
     def run() -> Response:
         try:
             with studio.session() as session:
-                extra = (studio,) if kind == "calendar" else ()
-                notice = work(session, form, f"studio:{principal.username}", *extra)
+                notice = work(session, form, f"studio:{principal.username}", studio)
         except InputError as exc:
             field = field_of(str(exc), FORM_FIELDS[kind], exc) or "form"
             context = _plan_context(studio)

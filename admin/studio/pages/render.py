@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from fastapi import HTTPException, Request
+from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import func, select
@@ -22,7 +22,6 @@ from pipeline.browse.posts import NEEDS_PERSON
 __all__ = [
     "QUEUE_CAP",
     "TEMPLATES",
-    "forbid",
     "form_of",
     "page",
     "render_error",
@@ -72,7 +71,3 @@ async def form_of(request: Request, principal: Principal) -> dict[str, str]:
     token = form.get("csrf_token")
     check_csrf(request, principal, token if isinstance(token, str) else None)
     return {key: value for key, value in form.items() if isinstance(value, str)}
-
-
-def forbid(message: str) -> HTTPException:
-    return HTTPException(403, message)
