@@ -2,7 +2,7 @@
 regenerate, render, publish now, approve, reject, edit the caption, cancel, resolve ``unknown``.
 
 Claims commit first, then go to the broker. A request sent with an ``Idempotency-Key`` is done
-once per user and key; a repeat gets the first answer back.
+once per user and key (remembered for 24 hours); a repeat gets the first answer back.
 """
 
 from __future__ import annotations
@@ -11,9 +11,10 @@ import hashlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -34,6 +35,7 @@ from pipeline.steps.triggers import (
 
 __all__ = [
     "ACTION_NAMES",
+    "KEY_LIFETIME",
     "ActionIn",
     "Replayed",
     "fingerprint",
@@ -45,6 +47,7 @@ __all__ = [
 _STEPS = {"generate": Step.GENERATE, "render": Step.RENDER, "publish": Step.PUBLISH}
 ACTION_NAMES = (*_STEPS, "approve", "reject", "caption", "cancel", "resolve")
 _KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
+KEY_LIFETIME = timedelta(hours=24)
 
 
 @dataclass(frozen=True)
@@ -126,6 +129,9 @@ def idempotent(
             _replay(session, principal, key, request_print)
             body, dispatches = work(session)
             if key is not None:
+                # Keys are remembered for a day (as payment APIs do): the table stays small.
+                stale = IdempotentRequest.created_at < studio.clock() - KEY_LIFETIME
+                session.execute(delete(IdempotentRequest).where(stale))
                 session.add(
                     IdempotentRequest(
                         user_id=principal.user_id,
