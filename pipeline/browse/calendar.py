@@ -14,7 +14,7 @@ from sqlalchemy import ColumnElement, func, literal, select, union_all
 from sqlalchemy.orm import Session
 
 from models import Influencer, Post, PostStatus
-from pipeline.browse.posts import PostRow, post_rows
+from pipeline.browse.posts import PostRow, post_rows, rows_query
 from pipeline.errors import InputError
 from pipeline.planning.influencers import get_influencer
 from pipeline.planning.times import zone
@@ -91,8 +91,7 @@ def _one_influencer(
     session: Session, influencer: Influencer, first: date, days: int, tz: ZoneInfo, per_day: int
 ) -> list[CalendarDay]:
     stmt = (
-        select(Post, Influencer.handle)
-        .join(Influencer, Influencer.id == Post.influencer_id)
+        rows_query()
         .where(
             Post.influencer_id == influencer.id,
             Post.publish_at >= _midnight(first, tz),
@@ -132,12 +131,7 @@ def _everyone(
     ]
     ids = list(session.scalars(union_all(*(select(q.subquery().c.id) for q in firsts))))
     by_day: dict[date, list[PostRow]] = {}
-    stmt = (
-        select(Post, Influencer.handle)
-        .join(Influencer, Influencer.id == Post.influencer_id)
-        .where(Post.id.in_(ids))
-        .order_by(Post.publish_at, Post.id)
-    )
+    stmt = rows_query().where(Post.id.in_(ids)).order_by(Post.publish_at, Post.id)
     for row in post_rows(session, stmt) if ids else []:
         by_day.setdefault(row.publish_at.astimezone(tz).date(), []).append(row)
     full = [d for d in dates if len(by_day.get(d, [])) == per_day]

@@ -5,11 +5,10 @@ Cancelled, failed and missed posts will never be on the profile, so they are not
 
 from __future__ import annotations
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from models import Influencer, Post, PostStatus
-from pipeline.browse.posts import PostRow, post_rows
+from models import Post, PostStatus
+from pipeline.browse.posts import PostRow, post_rows, rows_query
 from pipeline.errors import InputError
 from pipeline.planning.influencers import get_influencer
 
@@ -37,8 +36,7 @@ def feed_grid(session: Session, *, handle: str, limit: int = 60) -> list[PostRow
         raise InputError(f"limit {limit} is out of range: show 3 to 300 tiles")
     influencer = get_influencer(session, handle)
     stmt = (
-        select(Post, Influencer.handle)
-        .join(Influencer, Influencer.id == Post.influencer_id)
+        rows_query()
         .where(Post.influencer_id == influencer.id, Post.status.in_(ON_PROFILE))
         .order_by(Post.publish_at.desc(), Post.id.desc())
         .limit(limit)

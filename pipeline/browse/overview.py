@@ -10,8 +10,8 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from models import Asset, AssetKind, Influencer, Post, PostStatus, PublishTarget
-from pipeline.browse.posts import NEEDS_PERSON, PostRow, post_rows
+from models import Asset, AssetKind, Post, PostStatus, PublishTarget
+from pipeline.browse.posts import NEEDS_PERSON, PostRow, post_rows, rows_query
 from pipeline.planning.influencers import get_influencer
 
 __all__ = ["GeneratorSeen", "Overview", "overview"]
@@ -47,8 +47,7 @@ def overview(
     ).all()
     by_state = {str(status): count for status, count in counts}
     coming = (
-        select(Post, Influencer.handle)
-        .join(Influencer, Influencer.id == Post.influencer_id)
+        rows_query()
         .where(*scope, Post.publish_at >= now, Post.status.in_(_COMING))
         .order_by(Post.publish_at, Post.id)
         .limit(upcoming)

@@ -11,6 +11,7 @@ import binascii
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import ColumnElement, Select, select, tuple_
 from sqlalchemy.orm import Session
@@ -32,6 +33,7 @@ from pipeline.planning.influencers import get_influencer
 __all__ = [
     "MAX_PAGE",
     "NEEDS_PERSON",
+    "ROW_COLUMNS",
     "AttemptRow",
     "EventRow",
     "ImageRef",
@@ -45,6 +47,7 @@ __all__ = [
     "list_posts",
     "post_detail",
     "post_rows",
+    "rows_query",
 ]
 
 S = PostStatus
@@ -77,6 +80,7 @@ class PostRow:
     image_count: int
     caption: str  # the rendered caption, else the text it will be made from
     last_error: str | None
+    generation: int = 0  # which images are current (a regeneration adds one)
     thumbnail: ImageRef | None = None
 
 
@@ -149,7 +153,7 @@ def list_posts(
         after = decode_cursor(cursor)
         conditions.append(key < after if newest_first else key > after)
     order = (Post.publish_at.desc(), Post.id.desc()) if newest_first else (Post.publish_at, Post.id)
-    stmt = _rows_query().where(*conditions).order_by(*order).limit(limit + 1)
+    stmt = rows_query().where(*conditions).order_by(*order).limit(limit + 1)
     rows = post_rows(session, stmt)
     more = len(rows) > limit
     rows = rows[:limit]
@@ -157,35 +161,69 @@ def list_posts(
     return PostPage(rows, encode_cursor(last.publish_at, last.id) if last else None)
 
 
-def _rows_query() -> Select[Post, str]:
-    return select(Post, Influencer.handle).join(Influencer, Influencer.id == Post.influencer_id)
+# What a row of a list shows: plain columns, not ORM objects (a page of 50 reads about 3x faster).
+ROW_COLUMNS = (
+    Post.id,
+    Influencer.handle,
+    Post.status,
+    Post.publish_at,
+    Post.local_publish_time,
+    Post.scene,
+    Post.environment,
+    Post.media_type,
+    Post.image_count,
+    Post.caption,
+    Post.caption_text,
+    Post.last_error,
+    Post.generation,
+)
 
 
-def post_rows(session: Session, stmt: Select[Post, str]) -> list[PostRow]:
-    """Rows for a query of (Post, handle), each with its current thumbnail."""
+def rows_query() -> Select:
+    """The columns ``post_rows`` reads, joined to the influencer; add where/order/limit."""
+    return select(*ROW_COLUMNS).join(Influencer, Influencer.id == Post.influencer_id)
+
+
+def post_rows(session: Session, stmt: Select) -> list[PostRow]:
+    """Rows for a ``rows_query()`` statement, each with its current thumbnail."""
     found = session.execute(stmt).all()
-    thumbs = _thumbnails(session, [post for post, _ in found])
-    return [_row(post, handle, thumbs.get(post.id)) for post, handle in found]
+    thumbs = _thumbnails(session, {r.id: r.generation for r in found})
+    return [_row(r, thumbs.get(r.id)) for r in found]
 
 
-def _row(post: Post, handle: str, thumbnail: ImageRef | None) -> PostRow:
+def _row(r: Any, thumbnail: ImageRef | None) -> PostRow:
     return PostRow(
-        id=post.id,
-        handle=handle,
-        status=post.status,
-        publish_at=post.publish_at,
-        local_time=post.local_publish_time,
-        scene=post.scene,
-        environment=post.environment,
-        media_type=str(post.media_type),
-        image_count=post.image_count,
-        caption=post.caption or post.caption_text,
-        last_error=post.last_error,
+        id=r.id,
+        handle=r.handle,
+        status=r.status,
+        publish_at=r.publish_at,
+        local_time=r.local_publish_time,
+        scene=r.scene,
+        environment=r.environment,
+        media_type=str(r.media_type),
+        image_count=r.image_count,
+        caption=r.caption or r.caption_text,
+        last_error=r.last_error,
+        generation=r.generation,
         thumbnail=thumbnail,
     )
 
 
-def _ref(asset: Asset) -> ImageRef:
+_ASSET_COLUMNS = (
+    Asset.id,
+    Asset.post_id,
+    Asset.generation,
+    Asset.kind,
+    Asset.format,
+    Asset.storage_key,
+    Asset.sha256,
+    Asset.width,
+    Asset.height,
+    Asset.content_type,
+)
+
+
+def _ref(asset: Any) -> ImageRef:
     return ImageRef(
         asset.id,
         str(asset.kind),
@@ -198,28 +236,26 @@ def _ref(asset: Asset) -> ImageRef:
     )
 
 
-def _thumbnails(session: Session, posts: Sequence[Post]) -> dict[int, ImageRef]:
-    if not posts:
+def _thumbnails(session: Session, generation: dict[int, int]) -> dict[int, ImageRef]:
+    """The current generation's thumbnail of each post (by id → generation)."""
+    if not generation:
         return {}
-    generation = {post.id: post.generation for post in posts}
-    stmt = select(Asset).where(
+    stmt = select(*_ASSET_COLUMNS).where(
         Asset.post_id.in_(list(generation)), Asset.kind == AssetKind.THUMBNAIL
     )
     return {
-        asset.post_id: _ref(asset)
-        for asset in session.scalars(stmt)
-        if asset.generation == generation[asset.post_id]
+        a.post_id: _ref(a) for a in session.execute(stmt) if a.generation == generation[a.post_id]
     }
 
 
-def images_of(session: Session, post: Post, kind: AssetKind) -> list[ImageRef]:
-    """The current generation's assets of one kind, in format (and carousel) order."""
+def images_of(session: Session, post_id: int, generation: int, kind: AssetKind) -> list[ImageRef]:
+    """One generation's assets of one kind, in format (and carousel) order."""
     stmt = (
-        select(Asset)
-        .where(Asset.post_id == post.id, Asset.generation == post.generation, Asset.kind == kind)
+        select(*_ASSET_COLUMNS)
+        .where(Asset.post_id == post_id, Asset.generation == generation, Asset.kind == kind)
         .order_by(Asset.format, Asset.id)
     )
-    return [_ref(asset) for asset in session.scalars(stmt)]
+    return [_ref(a) for a in session.execute(stmt)]
 
 
 @dataclass(frozen=True)
@@ -264,11 +300,10 @@ class PostDetail:
 
 
 def post_detail(session: Session, post_id: int) -> PostDetail:
-    found = session.execute(_rows_query().where(Post.id == post_id)).first()
-    if found is None:
+    rows = post_rows(session, rows_query().where(Post.id == post_id))
+    post = session.get(Post, post_id)
+    if post is None or not rows:
         raise InputError(f"unknown post {post_id}: list posts first")
-    post, handle = found
-    thumbs = images_of(session, post, AssetKind.THUMBNAIL)
     raws = session.scalars(
         select(Asset.meta).where(
             Asset.post_id == post.id,
@@ -277,7 +312,7 @@ def post_detail(session: Session, post_id: int) -> PostDetail:
         )
     ).first()
     return PostDetail(
-        row=_row(post, handle, thumbs[0] if thumbs else None),
+        row=rows[0],
         prompt=post.prompt,
         negative_prompt=post.negative_prompt,
         seed=post.seed,
@@ -291,7 +326,7 @@ def post_detail(session: Session, post_id: int) -> PostDetail:
         external_id=post.external_id,
         permalink=post.permalink,
         published_at=post.published_at,
-        images=images_of(session, post, AssetKind.RENDITION),
+        images=images_of(session, post.id, post.generation, AssetKind.RENDITION),
         events=_events(session, post.id),
         attempts=_attempts(session, post.id),
     )

@@ -10,7 +10,7 @@ from sqlalchemy import ColumnElement, case, func, select
 from sqlalchemy.orm import Session
 
 from models import AssetKind, Influencer, Post, PostStatus, PublishTarget, TargetKind
-from pipeline.browse.posts import NEEDS_PERSON, ImageRef, PostRow, images_of, post_rows
+from pipeline.browse.posts import NEEDS_PERSON, ImageRef, PostRow, images_of, post_rows, rows_query
 from pipeline.planning.influencers import get_influencer
 
 __all__ = ["ACTIONS", "QueueItem", "ReviewQueue", "TargetHealth", "review_queue", "target_health"]
@@ -60,18 +60,15 @@ def review_queue(session: Session, *, handle: str | None = None, limit: int = 50
     if handle:
         conditions.append(Post.influencer_id == get_influencer(session, handle).id)
     stmt = (
-        select(Post, Influencer.handle)
-        .join(Influencer, Influencer.id == Post.influencer_id)
-        .where(*conditions)
-        .order_by(_PRIORITY, Post.publish_at, Post.id)
-        .limit(limit)
+        rows_query().where(*conditions).order_by(_PRIORITY, Post.publish_at, Post.id).limit(limit)
     )
     rows = post_rows(session, stmt)
-    posts = {
-        p.id: p for p in session.scalars(select(Post).where(Post.id.in_([r.id for r in rows])))
-    }
     items = [
-        QueueItem(row, images_of(session, posts[row.id], AssetKind.RENDITION), ACTIONS[row.status])
+        QueueItem(
+            row,
+            images_of(session, row.id, row.generation, AssetKind.RENDITION),
+            ACTIONS[row.status],
+        )
         for row in rows
     ]
     counts = dict(
