@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.base import Base, JSONType, UTCDateTime, enum_column, utcnow
@@ -62,6 +62,10 @@ IN_PROGRESS: dict[PostStatus, PostStatus] = {
 }
 
 
+# Posts a person must look at: awaiting approval, failed, unknown, missed.
+NEEDS_PERSON_SQL = "status IN ('awaiting_approval', 'failed', 'unknown', 'missed')"
+
+
 def can_move(src: PostStatus, dst: PostStatus) -> bool:
     return dst in TRANSITIONS[src]
 
@@ -75,6 +79,14 @@ class Post(Base):
         # The studio's lists and calendars: by time (cursor paging), per influencer by time.
         Index("ix_posts_publish_at_id", "publish_at", "id"),
         Index("ix_posts_influencer_id_publish_at_id", "influencer_id", "publish_at", "id"),
+        # What needs a person (a small share of all posts), in time order: the approval queue.
+        Index(
+            "ix_posts_needs_person_publish_at_id",
+            "publish_at",
+            "id",
+            postgresql_where=text(NEEDS_PERSON_SQL),
+            sqlite_where=text(NEEDS_PERSON_SQL),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -19,6 +19,8 @@ down_revision: str | None = "1698f0ba8f92"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+NEEDS_PERSON = "status IN ('awaiting_approval', 'failed', 'unknown', 'missed')"
+
 
 def upgrade() -> None:
     op.create_table(
@@ -144,10 +146,18 @@ def upgrade() -> None:
             unique=False,
         )
         batch_op.create_index("ix_posts_publish_at_id", ["publish_at", "id"], unique=False)
+        batch_op.create_index(
+            "ix_posts_needs_person_publish_at_id",
+            ["publish_at", "id"],
+            unique=False,
+            postgresql_where=sa.text(NEEDS_PERSON),
+            sqlite_where=sa.text(NEEDS_PERSON),
+        )
 
 
 def downgrade() -> None:
     with op.batch_alter_table("posts", schema=None) as batch_op:
+        batch_op.drop_index("ix_posts_needs_person_publish_at_id")
         batch_op.drop_index("ix_posts_publish_at_id")
         batch_op.drop_index("ix_posts_influencer_id_publish_at_id")
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, select, tuple_
+from sqlalchemy import ColumnElement, Select, and_, select, text, tuple_
 from sqlalchemy.orm import Session
 
 from models import (
@@ -27,6 +27,7 @@ from models import (
     PublishAttempt,
     PublishTarget,
 )
+from models.post import NEEDS_PERSON_SQL
 from pipeline.errors import InputError
 from pipeline.planning.influencers import get_influencer
 
@@ -45,6 +46,7 @@ __all__ = [
     "encode_cursor",
     "images_of",
     "list_posts",
+    "needs_person",
     "post_detail",
     "post_rows",
     "rows_query",
@@ -99,6 +101,12 @@ class PostPage:
     next_cursor: str | None
 
 
+def needs_person() -> ColumnElement[bool]:
+    """The partial index's own predicate, as a constant the planner can match whatever the
+    statement's parameters are (a prepared ``status IN ($1 …)`` alone would not use it)."""
+    return and_(text(NEEDS_PERSON_SQL))
+
+
 def encode_cursor(publish_at: datetime, post_id: int) -> str:
     raw = f"{int(publish_at.timestamp() * 1_000_000)}:{post_id}".encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
@@ -126,6 +134,8 @@ def _conditions(session: Session, filters: PostFilter) -> list[ColumnElement[boo
             raise InputError("no state given needs a person: leave out state or needs_person")
     if statuses:
         conditions.append(Post.status.in_(statuses))
+    if filters.needs_person:
+        conditions.append(needs_person())
     for instant in (filters.start, filters.end):
         if instant is not None and instant.tzinfo is None:
             raise InputError(f"time {instant.isoformat()} has no zone: add an offset such as Z")

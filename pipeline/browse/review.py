@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, case, func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from models import AssetKind, Influencer, Post, PostStatus, PublishTarget, TargetKind
-from pipeline.browse.posts import NEEDS_PERSON, ImageRef, PostRow, images_of, post_rows, rows_query
+from pipeline.browse.posts import ImageRef, PostRow, images_of, needs_person, post_rows, rows_query
 from pipeline.planning.influencers import get_influencer
 
 __all__ = ["ACTIONS", "QueueItem", "ReviewQueue", "TargetHealth", "review_queue", "target_health"]
@@ -23,13 +23,7 @@ ACTIONS: dict[PostStatus, tuple[str, ...]] = {
     S.UNKNOWN: ("resolve_published", "resolve_not_published"),
     S.MISSED: ("cancel",),
 }
-# Approvals first (they block a slot that is coming), then what went wrong.
-_PRIORITY = case(
-    (Post.status == S.AWAITING_APPROVAL, 0),
-    (Post.status == S.UNKNOWN, 1),
-    (Post.status == S.FAILED, 2),
-    else_=3,
-)
+_ORDER = (S.AWAITING_APPROVAL, S.UNKNOWN, S.FAILED, S.MISSED)
 
 
 @dataclass(frozen=True)
@@ -56,13 +50,22 @@ class ReviewQueue:
 
 
 def review_queue(session: Session, *, handle: str | None = None, limit: int = 50) -> ReviewQueue:
-    conditions: list[ColumnElement[bool]] = [Post.status.in_(NEEDS_PERSON)]
+    """Approvals first (they block a coming slot), then unknown, failed, missed; each oldest
+    slot first. One index range per state, so a backlog of failures costs no more to show."""
+    scope: list[ColumnElement[bool]] = [needs_person()]
     if handle:
-        conditions.append(Post.influencer_id == get_influencer(session, handle).id)
-    stmt = (
-        rows_query().where(*conditions).order_by(_PRIORITY, Post.publish_at, Post.id).limit(limit)
-    )
-    rows = post_rows(session, stmt)
+        scope.append(Post.influencer_id == get_influencer(session, handle).id)
+    rows: list[PostRow] = []
+    for status in _ORDER:
+        if len(rows) >= limit:
+            break
+        stmt = (
+            rows_query()
+            .where(*scope, Post.status == status)
+            .order_by(Post.publish_at, Post.id)
+            .limit(limit - len(rows))
+        )
+        rows += post_rows(session, stmt)
     items = [
         QueueItem(
             row,
@@ -71,13 +74,11 @@ def review_queue(session: Session, *, handle: str | None = None, limit: int = 50
         )
         for row in rows
     ]
-    counts = dict(
-        session.execute(
-            select(Post.status, func.count()).where(*conditions).group_by(Post.status)
-        ).all()
-    )
+    counts = session.execute(
+        select(Post.status, func.count()).where(*scope).group_by(Post.status)
+    ).all()
     targets = [t for t in target_health(session, handle=handle) if t.needs_reauth]
-    return ReviewQueue(items, {str(k): v for k, v in counts.items()}, targets)
+    return ReviewQueue(items, {str(k): v for k, v in counts}, targets)
 
 
 def target_health(session: Session, *, handle: str | None = None) -> list[TargetHealth]:

@@ -17,7 +17,7 @@ from admin.access import Principal
 from admin.studio.core import check_csrf, principal_of, require, studio_of
 from admin.studio.present import Links
 from models import Post, Role
-from pipeline.browse.posts import NEEDS_PERSON
+from pipeline.browse.posts import NEEDS_PERSON, needs_person
 
 __all__ = [
     "QUEUE_CAP",
@@ -43,7 +43,7 @@ QUEUE_CAP = 99  # the badge says "99+" beyond this: counting 40,000 failures cos
 
 def _queue_count(request: Request) -> int:
     with studio_of(request).session() as session:
-        waiting = select(Post.id).where(Post.status.in_(NEEDS_PERSON)).limit(QUEUE_CAP + 1)
+        waiting = select(Post.id).where(needs_person()).limit(QUEUE_CAP + 1)
         return int(session.scalar(select(func.count()).select_from(waiting.subquery())) or 0)
 
 
