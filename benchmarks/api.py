@@ -4,6 +4,7 @@ process, measured over real HTTP on loopback (so each figure includes the HTTP r
 - the API's post list, 50 rows per page, filtered (one influencer's planned posts; what needs a
   person; a time window across everyone; the next page by cursor): target p99 <= 50 ms;
 - the calendar month page (HTML) of one influencer, and of everyone: target <= 150 ms;
+- the approval queue page (40,000 posts need a person): for reference;
 - a thumbnail fetched twice: the repeat is a 304 from its validator.
 
 Run ``python benchmarks/api.py`` with PostgreSQL on 127.0.0.1:5432 (user postgres, trust);
@@ -251,6 +252,7 @@ def measure(base: str, token: str, influencers: int, count: int, sample: int) ->
             lambda i: month(handle=handle())(i), count // 2
         ),
         "page: calendar month, all influencers": timed(month(), 20),
+        "page: approval queue (all)": timed(lambda _: pages.get("/queue"), 20),
     }
     url = api.get(f"/api/v1/posts/{sample}").json()["thumbnail"]["url"]
     first = httpx.get(url)

@@ -44,6 +44,7 @@ __all__ = [
     "PostRow",
     "decode_cursor",
     "encode_cursor",
+    "images_by_post",
     "images_of",
     "list_posts",
     "needs_person",
@@ -248,14 +249,27 @@ def _ref(asset: Any) -> ImageRef:
 
 def _thumbnails(session: Session, generation: dict[int, int]) -> dict[int, ImageRef]:
     """The current generation's thumbnail of each post (by id → generation)."""
+    found = images_by_post(session, generation, AssetKind.THUMBNAIL)
+    return {post_id: refs[0] for post_id, refs in found.items()}
+
+
+def images_by_post(
+    session: Session, generation: dict[int, int], kind: AssetKind
+) -> dict[int, list[ImageRef]]:
+    """Each post's assets of one kind from its current generation (post id → generation), in
+    format (and carousel) order: one query for a whole page."""
     if not generation:
         return {}
-    stmt = select(*_ASSET_COLUMNS).where(
-        Asset.post_id.in_(list(generation)), Asset.kind == AssetKind.THUMBNAIL
+    stmt = (
+        select(*_ASSET_COLUMNS)
+        .where(Asset.post_id.in_(list(generation)), Asset.kind == kind)
+        .order_by(Asset.post_id, Asset.format, Asset.id)
     )
-    return {
-        a.post_id: _ref(a) for a in session.execute(stmt) if a.generation == generation[a.post_id]
-    }
+    found: dict[int, list[ImageRef]] = {}
+    for a in session.execute(stmt):
+        if a.generation == generation[a.post_id]:
+            found.setdefault(a.post_id, []).append(_ref(a))
+    return found
 
 
 def images_of(session: Session, post_id: int, generation: int, kind: AssetKind) -> list[ImageRef]:

@@ -10,7 +10,14 @@ from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from models import AssetKind, Influencer, Post, PostStatus, PublishTarget, TargetKind
-from pipeline.browse.posts import ImageRef, PostRow, images_of, needs_person, post_rows, rows_query
+from pipeline.browse.posts import (
+    ImageRef,
+    PostRow,
+    images_by_post,
+    needs_person,
+    post_rows,
+    rows_query,
+)
 from pipeline.planning.influencers import get_influencer
 
 __all__ = ["ACTIONS", "QueueItem", "ReviewQueue", "TargetHealth", "review_queue", "target_health"]
@@ -66,14 +73,8 @@ def review_queue(session: Session, *, handle: str | None = None, limit: int = 50
             .limit(limit - len(rows))
         )
         rows += post_rows(session, stmt)
-    items = [
-        QueueItem(
-            row,
-            images_of(session, row.id, row.generation, AssetKind.RENDITION),
-            ACTIONS[row.status],
-        )
-        for row in rows
-    ]
+    images = images_by_post(session, {r.id: r.generation for r in rows}, AssetKind.RENDITION)
+    items = [QueueItem(row, images.get(row.id, []), ACTIONS[row.status]) for row in rows]
     counts = session.execute(
         select(Post.status, func.count()).where(*scope).group_by(Post.status)
     ).all()
