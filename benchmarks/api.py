@@ -174,7 +174,8 @@ def seed(url: str, storage: LocalStorage, influencers: int, posts_each: int) -> 
         for table in ("influencers", "characters", "posts"):
             conn.execute(f"SELECT setval('{table}_id_seq', (SELECT max(id) FROM {table}))")
         conn.commit()
-        conn.execute("ANALYZE")
+        conn.autocommit = True
+        conn.execute("VACUUM ANALYZE")  # as autovacuum leaves a table: visibility map set
     # One real file serves the sampled thumbnail keys: hard links keep the disk small.
     for row in asset_rows[:200]:
         target = storage.path(row[4])

@@ -84,6 +84,7 @@ class Post(Base):
             "ix_posts_needs_person_publish_at_id",
             "publish_at",
             "id",
+            "status",  # counts by state, and each state's range, read the index alone
             postgresql_where=text(NEEDS_PERSON_SQL),
             sqlite_where=text(NEEDS_PERSON_SQL),
         ),

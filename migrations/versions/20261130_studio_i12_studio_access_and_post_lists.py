@@ -148,7 +148,7 @@ def upgrade() -> None:
         batch_op.create_index("ix_posts_publish_at_id", ["publish_at", "id"], unique=False)
         batch_op.create_index(
             "ix_posts_needs_person_publish_at_id",
-            ["publish_at", "id"],
+            ["publish_at", "id", "status"],
             unique=False,
             postgresql_where=sa.text(NEEDS_PERSON),
             sqlite_where=sa.text(NEEDS_PERSON),
