@@ -23,6 +23,7 @@ from admin.post_cli import post
 from admin.service_cli import beat, run, serve, worker
 from admin.status import print_status
 from admin.target_cli import target
+from admin.user_cli import token, user
 from pipeline.errors import InputError, PromptError
 from pipeline.validation import duplicate_of
 
@@ -101,6 +102,8 @@ def cli(ctx: click.Context, data_dir: Path | None, verbose: bool) -> None:
 
 
 for _command in (influencer, character, calendar, post, target, model, worker, beat, run, serve):
+    cli.add_command(_command)
+for _command in (user, token):
     cli.add_command(_command)
 
 

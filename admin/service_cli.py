@@ -21,18 +21,37 @@ __all__ = ["beat", "run", "serve", "worker"]
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
 @click.pass_obj
 def serve(obj: CliContext, host: str, port: int) -> None:
-    """Serve media at signed URLs under RYLA_PUBLIC_BASE_URL, for Instagram to fetch."""
-    from admin.media_server import make_media_server
+    """The Content Studio (web pages and /api/v1, for signed-in users and tokens) and the
+    signed media URLs under RYLA_PUBLIC_BASE_URL that Instagram fetches."""
+    import socket
+
+    import uvicorn
+
+    from admin.studio.app import create_app
 
     obj.log_progress()
-    server = make_media_server(obj.settings, host, port)
-    click.echo(f"serving media on http://{host}:{port} (public: {obj.settings.public_base_url})")
+    # Bound before the line below is printed: whoever waits for it can connect at once.
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # Accepted connections inherit it: a kept-alive client must not wait out a delayed ACK
+    # (40 ms) between a response's header and body writes.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise BadInput(
+            f"cannot listen on {host}:{port} ({exc.strerror}): pick another --port"
+        ) from None
+    sock.listen(128)
+    app = create_app(obj.settings)
+    click.echo(
+        f"serving media and the studio on http://{host}:{port} "
+        f"(public: {obj.settings.public_base_url})"
+    )
+    config = uvicorn.Config(app, log_level="warning", proxy_headers=True, access_log=False)
+    uvicorn.Server(config).run(sockets=[sock])
 
 
 @click.command()

@@ -3,6 +3,15 @@
 Importing this package registers every table on ``Base.metadata`` (what Alembic compares).
 """
 
+from models.access import (
+    ApiToken,
+    IdempotentRequest,
+    LoginAttempt,
+    Role,
+    StudioSession,
+    TokenScope,
+    User,
+)
 from models.asset import Asset, AssetKind
 from models.base import Base, UTCDateTime, utcnow
 from models.calendar import ContentCalendar, SlotRule
@@ -21,23 +30,30 @@ from models.publishing import AttemptStatus, PublishAttempt, PublishTarget, Targ
 __all__ = [
     "IN_PROGRESS",
     "TRANSITIONS",
+    "ApiToken",
     "Asset",
     "AssetKind",
     "AttemptStatus",
     "Base",
     "Character",
     "ContentCalendar",
+    "IdempotentRequest",
     "Influencer",
+    "LoginAttempt",
     "MediaType",
     "Post",
     "PostEvent",
     "PostStatus",
     "PublishAttempt",
     "PublishTarget",
+    "Role",
     "SeedPolicy",
     "SlotRule",
+    "StudioSession",
     "TargetKind",
+    "TokenScope",
     "UTCDateTime",
+    "User",
     "can_move",
     "utcnow",
 ]

@@ -64,6 +64,8 @@ IN_PROGRESS: dict[PostStatus, PostStatus] = {
 
 # The posts that hold their instant: all but the terminal cancelled and published ones.
 ONE_PER_INSTANT = "status NOT IN ('cancelled', 'published')"
+# Posts a person must look at: awaiting approval, failed, unknown, missed.
+NEEDS_PERSON_SQL = "status IN ('awaiting_approval', 'failed', 'unknown', 'missed')"
 
 
 def can_move(src: PostStatus, dst: PostStatus) -> bool:
@@ -86,6 +88,18 @@ class Post(Base):
             unique=True,
             postgresql_where=text(ONE_PER_INSTANT),
             sqlite_where=text(ONE_PER_INSTANT),
+        ),
+        # The studio's lists and calendars: by time (cursor paging), per influencer by time.
+        Index("ix_posts_publish_at_id", "publish_at", "id"),
+        Index("ix_posts_influencer_id_publish_at_id", "influencer_id", "publish_at", "id"),
+        # What needs a person (a small share of all posts), in time order: the approval queue.
+        Index(
+            "ix_posts_needs_person_publish_at_id",
+            "publish_at",
+            "id",
+            "status",  # counts by state, and each state's range, read the index alone
+            postgresql_where=text(NEEDS_PERSON_SQL),
+            sqlite_where=text(NEEDS_PERSON_SQL),
         ),
     )
 

@@ -1,4 +1,5 @@
-"""What people do to a post by hand: run a step now, approve it, cancel it.
+"""What people do to a post by hand: run a step now, approve or reject it, cancel it, edit its
+caption.
 
 Each checks the post's state first and says, in one line, why a request does not apply.
 """
@@ -7,16 +8,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
-from models import AttemptStatus, Post, PostStatus, PublishAttempt, can_move
-from pipeline.errors import InputError
+from models import AttemptStatus, Post, PostEvent, PostStatus, PublishAttempt, can_move
+from pipeline.captions import MAX_CAPTION_CHARS, check_caption
+from pipeline.errors import CaptionError, InputError
 from pipeline.settings import Settings
 from pipeline.steps.claims import Dispatch, claim, claim_due
 from pipeline.steps.moves import Step, move
 
-__all__ = ["approve", "cancel", "resolve_unknown", "trigger"]
+__all__ = ["approve", "cancel", "edit_caption", "reject", "resolve_unknown", "trigger"]
 
 S = PostStatus
 TRIGGER_FROM: dict[Step, tuple[PostStatus, ...]] = {
@@ -151,3 +153,68 @@ def resolve_unknown(
                 f"`ryla post publish {post_id}` sends it again"
             },
         )
+
+
+MAX_NOTE_CHARS = 1000
+
+
+def reject(session: Session, post_id: int, *, note: str, actor: str) -> None:
+    """A person turned the post down: it will not go out; the note says why."""
+    post = _post(session, post_id)
+    note = note.strip()
+    if not note or len(note) > MAX_NOTE_CHARS:
+        raise InputError(
+            f"note of {len(note)} characters: say in 1-{MAX_NOTE_CHARS} characters why "
+            "the post is rejected"
+        )
+    if post.status is not S.AWAITING_APPROVAL:
+        raise InputError(
+            f"post {post_id} is {post.status}: only posts awaiting approval can be rejected"
+        )
+    move(
+        session,
+        post_id,
+        expected=S.AWAITING_APPROVAL,
+        to=S.CANCELLED,
+        actor=actor,
+        detail=f"rejected: {note}",
+        values={"last_error": f"rejected by {actor}: {note}"},
+    )
+
+
+# Before a worker renders, the caption's text is edited (the template and hashtags join it at
+# render time); once rendered, the finished caption itself is.
+_TEXT_EDITABLE = (S.PLANNED, S.GENERATED)
+_CAPTION_EDITABLE = (S.READY, S.AWAITING_APPROVAL, S.APPROVED, S.FAILED)
+
+
+def edit_caption(session: Session, post_id: int, *, text: str, actor: str) -> None:
+    post = _post(session, post_id)
+    text = text.strip()
+    if post.status not in (*_TEXT_EDITABLE, *_CAPTION_EDITABLE):
+        raise InputError(
+            f"post {post_id} is {post.status}: its caption can change only before publishing"
+        )
+    if len(text) > MAX_CAPTION_CHARS:
+        raise InputError(
+            f"caption of {len(text):,} characters is too long: Instagram takes "
+            f"{MAX_CAPTION_CHARS:,}, shorten it"
+        )
+    try:
+        check_caption(text, alt_text=post.alt_text)
+    except CaptionError as exc:
+        raise InputError(str(exc)) from None
+    values: dict[str, object] = {"caption_text": text}
+    if post.status in _CAPTION_EDITABLE:
+        values["caption"] = text
+    session.execute(update(Post).where(Post.id == post_id).values(values))
+    # Not a move: the audit row keeps the state and says what changed.
+    session.execute(
+        insert(PostEvent).values(
+            post_id=post_id,
+            from_status=post.status,
+            to_status=post.status,
+            actor=actor,
+            detail="caption edited",
+        )
+    )
