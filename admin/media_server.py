@@ -1,21 +1,26 @@
-"""The media endpoint: serves stored images at signed, expiring URLs (what Instagram fetches).
+"""The media endpoint: serves stored images at signed, expiring URLs (what Instagram fetches),
+plus /healthz and the Prometheus /metrics (behind a bearer token when RYLA_METRICS_TOKEN is set).
 
-``ryla serve`` runs it; put it behind TLS at RYLA_PUBLIC_BASE_URL. Nothing unsigned is served.
+``ryla serve`` runs it; put it behind TLS at RYLA_PUBLIC_BASE_URL. No unsigned media is served.
 """
 
 from __future__ import annotations
 
+import hmac
 import logging
 import mimetypes
 import shutil
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from prometheus_client import CollectorRegistry
+
 from models import utcnow
 from pipeline.errors import MediaUrlError, StorageError
 from pipeline.media.storage import LocalStorage
 from pipeline.media.urls import verify_media_url
 from pipeline.settings import Settings, load_secret_key
+from tasks.metrics import metrics_registry, render_metrics
 
 __all__ = ["make_media_server"]
 
@@ -26,6 +31,7 @@ def make_media_server(settings: Settings, host: str, port: int) -> ThreadingHTTP
     storage = LocalStorage(settings.storage_dir)
     secret = load_secret_key(settings)
     base_url = settings.public_base_url
+    registry = metrics_registry(settings)
 
     class MediaHandler(BaseHTTPRequestHandler):
         server_version = "ryla-media"
@@ -39,6 +45,9 @@ def make_media_server(settings: Settings, host: str, port: int) -> ThreadingHTTP
         def _serve(self, *, body: bool) -> None:
             if self.path == "/healthz":
                 self._text(HTTPStatus.OK, "ok", body)
+                return
+            if self.path.split("?", 1)[0] == "/metrics":
+                _send_metrics(self, registry, settings.metrics_token, body=body)
                 return
             try:
                 key = verify_media_url(self.path, secret, base_url=base_url, now=utcnow())
@@ -72,3 +81,20 @@ def make_media_server(settings: Settings, host: str, port: int) -> ThreadingHTTP
             log.info("%s %s", self.command, self.path.split("?", 1)[0])
 
     return ThreadingHTTPServer((host, port), MediaHandler)
+
+
+def _send_metrics(
+    handler: BaseHTTPRequestHandler, registry: CollectorRegistry, token: str, *, body: bool
+) -> None:
+    given = handler.headers.get("Authorization", "")
+    if token and not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+        status, data, content_type = HTTPStatus.UNAUTHORIZED, b"bearer token needed\n", "text/plain"
+    else:
+        data, content_type = render_metrics(registry)
+        status = HTTPStatus.OK
+    handler.send_response(status)
+    handler.send_header("Content-Type", content_type)
+    handler.send_header("Content-Length", str(len(data)))
+    handler.end_headers()
+    if body:
+        handler.wfile.write(data)

@@ -7,6 +7,14 @@ from models.asset import Asset, AssetKind
 from models.base import Base, UTCDateTime, utcnow
 from models.calendar import ContentCalendar, SlotRule
 from models.influencer import Character, Influencer, SeedPolicy
+from models.notify import (
+    Alert,
+    ChannelKind,
+    Notification,
+    NotificationStatus,
+    NotifyChannel,
+    ScanCursor,
+)
 from models.post import (
     IN_PROGRESS,
     TRANSITIONS,
@@ -17,27 +25,35 @@ from models.post import (
     can_move,
 )
 from models.publishing import AttemptStatus, PublishAttempt, PublishTarget, TargetKind
+from models.worker import WorkerHeartbeat
 
 __all__ = [
     "IN_PROGRESS",
     "TRANSITIONS",
+    "Alert",
     "Asset",
     "AssetKind",
     "AttemptStatus",
     "Base",
+    "ChannelKind",
     "Character",
     "ContentCalendar",
     "Influencer",
     "MediaType",
+    "Notification",
+    "NotificationStatus",
+    "NotifyChannel",
     "Post",
     "PostEvent",
     "PostStatus",
     "PublishAttempt",
     "PublishTarget",
+    "ScanCursor",
     "SeedPolicy",
     "SlotRule",
     "TargetKind",
     "UTCDateTime",
+    "WorkerHeartbeat",
     "can_move",
     "utcnow",
 ]
