@@ -119,7 +119,7 @@ def notify_add(obj: CliContext, name: str, kind: str | None, to: str | None, fmt
         )
         data = ChannelIn(name, ChannelKind.EMAIL, config, {"password": password}, **common)  # type: ignore[arg-type]
     with obj.session() as session:
-        channel = create_channel(session=session, settings=obj.settings, data=data)
+        channel = create_channel(session=session, settings=obj.settings, data=data, now=utcnow())
         click.echo(
             f"channel {channel.name} ({channel.kind}) added; `ryla notify test {name}` sends a test"
         )

@@ -10,6 +10,7 @@ import re
 import secrets as random_secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -125,7 +126,9 @@ def _check_email(data: ChannelIn) -> None:
         )
 
 
-def create_channel(*, session: Session, settings: Settings, data: ChannelIn) -> NotifyChannel:
+def create_channel(
+    *, session: Session, settings: Settings, data: ChannelIn, now: datetime
+) -> NotifyChannel:
     """Check everything, then add the channel; it hears only of alerts from now on."""
     _check_common(data)
     (_check_webhook if data.kind is ChannelKind.WEBHOOK else _check_email)(data)
@@ -148,6 +151,7 @@ def create_channel(*, session: Session, settings: Settings, data: ChannelIn) -> 
         digest_at=data.digest_at,
         timezone=data.timezone,
         after_alert_id=session.scalar(select(func.coalesce(func.max(Alert.id), 0))) or 0,
+        created_at=now,
     )
     session.add(channel)
     session.flush()
