@@ -27,6 +27,7 @@ def build_email(message: Outgoing) -> EmailMessage:
     mail["Message-ID"] = make_msgid(idstring=message.id, domain="ryla.notify")
     mail["X-Ryla-Notification"] = message.id
     mail["X-Ryla-Cause"] = message.cause
+    mail["X-Ryla-Window"] = message.window_start.isoformat()
     mail.set_content(
         f"{message.body}\n\n-- \nRYLA notification {message.id} ({message.cause}) to channel "
         f"{message.channel}. `ryla status` shows everything that waits for a person.\n"

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from models import Alert, PostEvent, ScanCursor
+from models import Alert, NotifyChannel, PostEvent, ScanCursor
 from pipeline.notify.causes import CONDITIONS, condition_findings, post_event_findings
 from pipeline.notify.compose import compose_due
 from pipeline.notify.deliver import due_notifications, reconcile_sends
@@ -42,12 +42,16 @@ class ScanReport:
 
 
 def _cursor(session: Session) -> ScanCursor:
-    """The events cursor, row-locked; a first scan starts at the newest event (no backlog)."""
+    """The events cursor, row-locked. A first scan starts where the first channel was added:
+    what happened before anyone asked to be told is history, not news."""
     stmt = select(ScanCursor).where(ScanCursor.name == EVENTS_CURSOR).with_for_update()
     cursor = session.scalars(stmt).first()
     if cursor is None:
-        newest = session.scalar(select(func.coalesce(func.max(PostEvent.id), 0))) or 0
-        cursor = ScanCursor(name=EVENTS_CURSOR, position=newest)
+        first_channel = session.scalar(select(func.min(NotifyChannel.created_at)))
+        older = select(func.coalesce(func.max(PostEvent.id), 0))
+        if first_channel is not None:
+            older = older.where(PostEvent.at < first_channel)
+        cursor = ScanCursor(name=EVENTS_CURSOR, position=session.scalar(older) or 0)
         session.add(cursor)
         session.flush()
     return cursor

@@ -52,14 +52,16 @@ def test_a_failed_post_is_told_once_with_what_to_do(
     assert first.due == [message.id] and again.due == []  # handed to the io queue once
 
 
-def test_the_first_scan_starts_at_the_newest_event_not_the_history(
+def test_the_first_scan_starts_where_the_first_channel_was_added(
     settings: Settings, factory: sessionmaker[Session], influencer_id: int
 ) -> None:
-    old = new_post(factory)
-    move_post(factory, old, S.FAILED, via=(S.GENERATING,))
-    add_channel(factory, settings)
-    assert scan(factory, settings, NOW).alerts == 0
-    assert messages(factory) == []
+    old, new = new_post(factory), new_post(factory)
+    move_post(factory, old, S.FAILED, via=(S.GENERATING,), at=NOW - timedelta(days=1))
+    add_channel(factory, settings, now=NOW - timedelta(minutes=5))
+    move_post(factory, new, S.FAILED, via=(S.GENERATING,), at=NOW - timedelta(minutes=1))
+    assert scan(factory, settings, NOW).alerts == 1  # news since the channel, not history
+    (message,) = messages(factory)
+    assert f"post #{new} " in message.body and f"post #{old} " not in message.body
 
 
 def test_a_second_failure_in_the_window_waits_for_the_next_window(
