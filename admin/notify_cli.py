@@ -6,6 +6,7 @@ or a hidden prompt, never from the command line, and stored encrypted.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import sys
@@ -195,6 +196,8 @@ def notify_test(obj: CliContext, name: str) -> None:
         channel = get_channel(session, name)
         message = new_notification(channel.id, "test", now, "test notification", [line])
         session.add(message)
+    # httpx logs request URLs (at -v): a hook's URL is its secret.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     with httpx.Client(follow_redirects=False) as client:
         result = deliver(
             obj.session_factory,

@@ -166,6 +166,7 @@ def _send(
         if exc.retry and attempts < settings.notify_max_attempts:
             wait = clock() + _backoff(attempts)
             values = {"status": N.PENDING, "next_attempt_at": wait, "send_started_at": None}
+            values["dispatched_at"] = None  # the first scan after the wait sends it again
         else:
             values = {"status": N.FAILED}
         values["error"] = detail

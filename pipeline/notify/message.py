@@ -8,7 +8,7 @@ line about the receiver's answer.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -31,7 +31,7 @@ class Outgoing:
     channel: str
     kind: ChannelKind
     config: dict[str, Any]
-    secrets: dict[str, Any]
+    secrets: dict[str, Any] = field(repr=False)  # never in a log line or a traceback
 
 
 Checkpoint = Callable[[], None]  # commits "send started"; raises when the claim is gone

@@ -100,6 +100,8 @@ def test_a_refused_send_waits_and_is_tried_again(
     with NotifyReceiver(statuses=[503]) as receiver:
         channel = add_channel(factory, settings, url=receiver.url)
         note_id = queue_message(factory, channel)
+        with session_scope(factory) as s:  # handed to the io queue by a scan
+            s.execute(update(Notification).values(dispatched_at=NOW))
         refused = send(factory, settings, note_id, client)
         waiting = row(factory, note_id)
         too_soon = send(factory, settings, note_id, client)
@@ -107,6 +109,7 @@ def test_a_refused_send_waits_and_is_tried_again(
     assert refused.status is N.PENDING and "answered HTTP 503; will try again" in refused.detail
     assert waiting.next_attempt_at is not None and waiting.next_attempt_at > NOW
     assert waiting.send_started_at is None  # it surely did not arrive
+    assert waiting.dispatched_at is None  # the first scan after the wait hands it out again
     assert too_soon.status is None and later.status is N.SENT
     assert len(receiver.received) == 1
 
