@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 
 from sqlalchemy.pool import NullPool
 
@@ -19,6 +20,7 @@ from pipeline.settings import Settings
 __all__ = ["Heartbeat"]
 
 log = logging.getLogger(__name__)
+WARN_EVERY = 60.0  # seconds between two warnings about one outage
 
 
 class Heartbeat:
@@ -32,6 +34,7 @@ class Heartbeat:
         self._thread: threading.Thread | None = None
         self._engine = make_engine(settings, poolclass=NullPool)
         self._factory = make_session_factory(self._engine)
+        self._warned_at = -WARN_EVERY
 
     def beat(self) -> None:
         """Write the row now; a database outage is logged once a minute, never raised."""
@@ -40,7 +43,9 @@ class Heartbeat:
             with session_scope(self._factory) as session:
                 record_heartbeat(session, row, now=utcnow())
         except Exception as exc:
-            log.warning("heartbeat of %s not written (%s)", self.name, type(exc).__name__)
+            if time.monotonic() - self._warned_at >= WARN_EVERY:
+                self._warned_at = time.monotonic()
+                log.warning("heartbeat of %s not written (%s)", self.name, type(exc).__name__)
 
     def _run(self) -> None:
         while not self._stop.is_set():

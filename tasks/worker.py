@@ -14,7 +14,7 @@ import time
 from celery.signals import worker_process_init, worker_ready, worker_shutdown
 
 from pipeline.observe.metrics_dir import use_metrics_dir
-from pipeline.settings import Settings
+from pipeline.settings import LogFormat, Settings
 from tasks.app import create_app
 from tasks.heartbeat import Heartbeat
 
@@ -62,6 +62,8 @@ def start_worker(
     ]
     if settings.broker_url.startswith("filesystem"):
         argv.append("--without-heartbeat")  # broker heartbeats need a broadcast channel
+    if settings.log_format is LogFormat.JSON:
+        argv.append("--quiet")  # no banner: a log shipper gets JSON lines only
     if pool == "solo":
         worker_ready.connect(_warm_generator, weak=False)
         _one_thread_per_process()

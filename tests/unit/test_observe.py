@@ -116,9 +116,9 @@ def test_text_logs_label_the_time_with_its_offset() -> None:
 def test_a_heartbeat_writes_its_state_and_says_when_it_stopped(
     settings: Settings, factory: sessionmaker[Session]
 ) -> None:
-    heartbeat = Heartbeat(settings, name="cpu@box", role="worker", queues="cpu").start()
+    heartbeat = Heartbeat(settings, name="cpu@box", role="worker", queues="cpu")
     heartbeat.state = "ready"
-    heartbeat.beat()
+    heartbeat.beat()  # what its thread does every RYLA_HEARTBEAT_SECONDS
     with factory() as s:
         assert s.scalar(select(WorkerHeartbeat.state)) == "ready"
     heartbeat.stop()
