@@ -63,7 +63,7 @@ def start_worker(
     if settings.broker_url.startswith("filesystem"):
         argv.append("--without-heartbeat")  # broker heartbeats need a broadcast channel
     if settings.log_format is LogFormat.JSON:
-        argv.append("--quiet")  # no banner: a log shipper gets JSON lines only
+        argv.insert(0, "--quiet")  # no banner: a log shipper gets JSON lines only
     if pool == "solo":
         worker_ready.connect(_warm_generator, weak=False)
         _one_thread_per_process()

@@ -68,3 +68,5 @@ def configure_logging(*, level: int, fmt: LogFormat) -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
+    if fmt is LogFormat.JSON:
+        logging.captureWarnings(True)  # Python warnings become JSON lines too
