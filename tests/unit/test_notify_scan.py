@@ -10,12 +10,22 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from models import Alert, Notification, Post, PostStatus, PublishTarget, TargetKind
+from models import (
+    Alert,
+    ContentCalendar,
+    Notification,
+    Post,
+    PostStatus,
+    PublishTarget,
+    SlotRule,
+    TargetKind,
+)
 from pipeline.db import session_scope
 from pipeline.errors import QuotaExceeded
 from pipeline.notify.compose import window_start
 from pipeline.observe.workers import Beat, record_heartbeat
 from pipeline.settings import Settings
+from tests.calendar_kit import make_calendar
 from tests.conftest import NOW, add_post
 from tests.notify_kit import add_channel, messages, move_post, scan
 from tests.unit.test_runner import RecordingPublisher, drain, first_tick, make_runtime
@@ -230,3 +240,31 @@ def test_events_younger_than_the_settle_time_are_read_again_and_told_once(
     assert len(messages(factory)) == 1
     with factory() as s:
         assert s.scalar(select(Alert.id).where(Alert.ref == f"post:{post_id}")) is not None
+
+
+def test_a_broken_calendar_is_told_once_planning_marks_it(
+    settings: Settings,
+    factory: sessionmaker[Session],
+    start: int,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Planning marks a calendar broken with its reason (issue 11's column): stood in for here
+    by the caption text of a calendar's first rule, which is what the scan would read."""
+    with session_scope(factory) as s:
+        make_calendar(s, settings, "mia", "daily", days="daily", times="09:00")
+    reason = (
+        select(SlotRule.caption_text)
+        .where(SlotRule.calendar_id == ContentCalendar.id)
+        .limit(1)
+        .scalar_subquery()
+    )
+    monkeypatch.setattr(ContentCalendar, "broken_reason", reason, raising=False)
+    with session_scope(factory) as s:
+        s.execute(update(SlotRule).values(caption_text="caption template overflows 2,200"))
+    scan(factory, settings, NOW + timedelta(minutes=1))
+    scan(factory, settings, NOW + 2 * HOUR)
+    (message,) = messages(factory, "calendar_broken")
+    assert "calendar mia/daily is broken and plans nothing: caption template overflows" in (
+        message.body
+    )
+    assert "`ryla calendar edit mia daily`" in message.body
