@@ -10,6 +10,8 @@ import logging
 import os
 import socket
 import sys
+from functools import partial
+from secrets import token_urlsafe
 
 import click
 import httpx
@@ -93,19 +95,19 @@ def notify_add(obj: CliContext, name: str, kind: str | None, to: str | None, fmt
     """Add a channel; it hears of what happens from now on."""
     if (kind is None) == (to is None):
         raise BadInput("give either --webhook or --email ADDRESS")
-    common = {
-        "causes": split_values(causes),
-        "window_seconds": window * 60,
-        "immediate": not digest_only,
-        "digest_at": digest_at,
-        "timezone": timezone,
-    }
+    make = partial(
+        ChannelIn,
+        causes=split_values(causes),
+        window_seconds=window * 60,
+        immediate=not digest_only,
+        digest_at=digest_at,
+        timezone=timezone,
+    )
+    generated = ""
     if kind == "webhook":
-        secrets = {
-            "url": _secret(_URL_ENV, "webhook URL", required=True),
-            "signing_key": os.environ.get(_KEY_ENV, ""),
-        }
-        data = ChannelIn(name, ChannelKind.WEBHOOK, {"format": fmt}, secrets, **common)  # type: ignore[arg-type]
+        url = _secret(_URL_ENV, "webhook URL", required=True)
+        key = os.environ.get(_KEY_ENV) or (generated := token_urlsafe(32))
+        data = make(name, ChannelKind.WEBHOOK, {"format": fmt}, {"url": url, "signing_key": key})
     else:
         config = {
             "to": split_values((to or "",)),
@@ -115,17 +117,16 @@ def notify_add(obj: CliContext, name: str, kind: str | None, to: str | None, fmt
             "security": security,
             "username": smtp_user or "",
         }
-        password = (
-            _secret(_PASSWORD_ENV, "SMTP password", required=bool(smtp_user)) if smtp_user else ""
-        )
-        data = ChannelIn(name, ChannelKind.EMAIL, config, {"password": password}, **common)  # type: ignore[arg-type]
+        password = _secret(_PASSWORD_ENV, "SMTP password", required=True) if smtp_user else ""
+        data = make(name, ChannelKind.EMAIL, config, {"password": password})
     with obj.session() as session:
         channel = create_channel(session=session, settings=obj.settings, data=data, now=utcnow())
         click.echo(
-            f"channel {channel.name} ({channel.kind}) added; `ryla notify test {name}` sends a test"
+            f"channel {channel.name} ({channel.kind}) added; `ryla notify test {name}` sends one"
         )
-    if kind == "webhook" and not secrets["signing_key"]:
-        click.echo("  requests are signed (X-Ryla-Signature); the key is stored encrypted")
+    if generated:
+        # Shown once, so a receiver (n8n …) can check X-Ryla-Signature; stored encrypted.
+        click.echo(f"  signing key for X-Ryla-Signature (shown once): {generated}")
 
 
 def _where(channel: NotifyChannel) -> str:

@@ -33,15 +33,17 @@ def test_a_webhook_channel_is_added_listed_tested_and_removed(
     with NotifyReceiver() as receiver:
         monkeypatch.setenv("RYLA_NOTIFY_WEBHOOK_URL", receiver.url)
         added = ryla("notify", "add", "ops", "--webhook", "--format", "slack", "--window", "30")
+        # The generated signing key is shown once: the receiver checks signatures with it.
+        receiver.signing_key = added.output.split("(shown once): ")[1].strip()
         listed = ryla("notify", "list")
         tested = ryla("notify", "test", "ops")
     assert added.exit_code == 0 and "channel ops (webhook) added" in added.output
     assert "ops: webhook to 127.0.0.1 (slack)" in listed.output
     assert "one message per cause every 30 min" in listed.output
-    assert "secret-path" not in listed.output
+    assert "secret-path" not in listed.output and receiver.signing_key not in listed.output
     assert tested.exit_code == 0 and "ops: sent" in tested.output
     (got,) = receiver.received
-    assert "test from ryla" in got.body["text"]
+    assert "test from ryla" in got.body["text"] and got.signed
     assert ryla("notify", "remove", "ops").exit_code == 0
     assert "no channels" in ryla("notify", "list").output
 
