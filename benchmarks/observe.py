@@ -267,7 +267,7 @@ def main() -> None:
             "<< 30 s interval",
         ),
         (
-            "metrics scrape (database + Redis + files)",
+            "metrics scrape (database + Redis)",
             f"{result['scrape_ms_median']} ms median",
             "< 10 s timeout",
         ),
