@@ -6,7 +6,6 @@ plus /healthz and the Prometheus /metrics (behind a bearer token when RYLA_METRI
 
 from __future__ import annotations
 
-import hmac
 import logging
 import mimetypes
 import shutil
@@ -20,7 +19,7 @@ from pipeline.errors import MediaUrlError, StorageError
 from pipeline.media.storage import LocalStorage
 from pipeline.media.urls import verify_media_url
 from pipeline.settings import Settings, load_secret_key
-from tasks.metrics import metrics_registry, render_metrics
+from tasks.metrics import metrics_registry, serve_metrics
 
 __all__ = ["make_media_server"]
 
@@ -86,12 +85,8 @@ def make_media_server(settings: Settings, host: str, port: int) -> ThreadingHTTP
 def _send_metrics(
     handler: BaseHTTPRequestHandler, registry: CollectorRegistry, token: str, *, body: bool
 ) -> None:
-    given = handler.headers.get("Authorization", "")
-    if token and not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-        status, data, content_type = HTTPStatus.UNAUTHORIZED, b"bearer token needed\n", "text/plain"
-    else:
-        data, content_type = render_metrics(registry)
-        status = HTTPStatus.OK
+    authorization = handler.headers.get("Authorization", "")
+    status, data, content_type = serve_metrics(registry, authorization=authorization, token=token)
     handler.send_response(status)
     handler.send_header("Content-Type", content_type)
     handler.send_header("Content-Length", str(len(data)))

@@ -10,6 +10,7 @@ multi-process folder.
 
 from __future__ import annotations
 
+import hmac
 import logging
 from collections.abc import Callable, Iterator
 from functools import cache
@@ -35,6 +36,7 @@ __all__ = [
     "metrics_registry",
     "metrics_wsgi_app",
     "render_metrics",
+    "serve_metrics",
 ]
 
 log = logging.getLogger(__name__)
@@ -220,6 +222,19 @@ def render_metrics(registry: CollectorRegistry) -> tuple[bytes, str]:
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
     return generate_latest(registry), CONTENT_TYPE_LATEST
+
+
+def serve_metrics(
+    registry: CollectorRegistry, *, authorization: str, token: str
+) -> tuple[int, bytes, str]:
+    """(HTTP status, body, content type) for a GET /metrics: any web framework can answer it.
+
+    With ``token`` (RYLA_METRICS_TOKEN) set, only ``Authorization: Bearer <token>`` is served.
+    """
+    if token and not hmac.compare_digest(authorization.encode(), f"Bearer {token}".encode()):
+        return 401, b"bearer token needed\n", "text/plain; charset=utf-8"
+    body, content_type = render_metrics(registry)
+    return 200, body, content_type
 
 
 def metrics_wsgi_app(settings: Settings) -> Callable[..., Any]:

@@ -43,8 +43,9 @@ CAUSES: dict[str, tuple[str, str]] = {
 }
 EVENT_CAUSES = {S.FAILED: "post_failed", S.UNKNOWN: "post_unknown", S.MISSED: "post_missed"}
 CONDITIONS = ("target_reauth", "quota_full", "calendar_broken", "gpu_missing")
-# Columns issue 11 may add to mark a calendar broken; read only if the model has one.
-BROKEN_CALENDAR_COLUMNS = ("broken_reason", "broken_error", "error")
+# Planning marks a broken calendar with its reason in this column (issue 11); read only when
+# the model has it, so this module works on a schema from before it.
+BROKEN_CALENDAR_COLUMNS = ("broken_reason",)
 
 
 @dataclass(frozen=True)
