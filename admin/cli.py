@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 
 from admin.calendar_cli import calendar
@@ -19,12 +20,18 @@ from admin.character_cli import character
 from admin.context import BadInput, CliContext, usage_line
 from admin.influencer_cli import influencer
 from admin.model_cli import model
+from admin.notify_cli import notify
 from admin.post_cli import post
 from admin.service_cli import beat, run, serve, worker
 from admin.status import print_status
+from admin.status_health import print_health
 from admin.target_cli import target
 from admin.user_cli import token, user
+from admin.workers_cli import workers
+from models import utcnow
 from pipeline.errors import InputError, PromptError
+from pipeline.observe.logs import configure_logging
+from pipeline.settings import LogFormat, get_settings
 from pipeline.validation import duplicate_of
 
 __all__ = ["RylaGroup", "cli", "demo", "init", "main", "plan", "status"]
@@ -93,17 +100,20 @@ def cli(ctx: click.Context, data_dir: Path | None, verbose: bool) -> None:
     """RYLA: turn AI influencers' content calendars into published Instagram posts."""
     if data_dir is not None:
         os.environ["RYLA_DATA_DIR"] = str(data_dir)  # worker processes inherit it
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
     ctx.obj = CliContext(verbose=verbose)
     ctx.call_on_close(ctx.obj.close)
+    configure_logging(level=logging.DEBUG if verbose else logging.WARNING, fmt=_log_format())
 
 
-for _command in (influencer, character, calendar, post, target, model, worker, beat, run, serve):
-    cli.add_command(_command)
-for _command in (user, token):
+def _log_format() -> LogFormat:
+    try:
+        return get_settings().log_format
+    except ValidationError:  # the command itself reports the bad setting in one line
+        return LogFormat.TEXT
+
+
+_GROUPS = (influencer, character, calendar, post, target, notify, user, token, workers, model)
+for _command in (*_GROUPS, worker, beat, run, serve):
     cli.add_command(_command)
 
 
@@ -127,9 +137,10 @@ def _safe_url(url: str) -> str:
 @click.option("--handle", default=None, help="Only this influencer's posts.")
 @click.pass_obj
 def status(obj: CliContext, handle: str | None) -> None:
-    """Posts by state, as a table, and the next ones due."""
+    """Posts by state, what comes next, workers seen, what needs a person, and GPU cost."""
     with obj.session() as session:
         print_status(session, handle=handle)
+        print_health(session, settings=obj.settings, now=utcnow())
 
 
 @cli.command()
@@ -184,11 +195,16 @@ def plan(obj: CliContext, handle: str, days: int, out: Path | None) -> None:
 )
 @click.pass_obj
 def demo(obj: CliContext, count: int, timeout: int) -> None:
-    """Seed a sample influencer, run a few posts now through real workers, show the results."""
-    from admin.demo import run_demo
+    """Run a few sample posts through real workers, in a data folder of its own (DATA_DIR/demo)."""
+    from admin.demo import demo_environment, run_demo
 
-    if not run_demo(obj, count=count, timeout=timeout):
-        raise click.exceptions.Exit(1)
+    os.environ.update(demo_environment(obj.settings.data_dir))  # the workers inherit it
+    demo_obj = CliContext(verbose=obj.verbose)
+    try:
+        if not run_demo(demo_obj, count=count, timeout=timeout):
+            raise click.exceptions.Exit(1)
+    finally:
+        demo_obj.close()
 
 
 def main() -> None:

@@ -9,9 +9,10 @@ import click
 from sqlalchemy import select
 
 from admin.context import CliContext, split_values
-from models import Post, PostEvent, utcnow
+from models import Influencer, Post, PostEvent, utcnow
 from pipeline.errors import InputError
 from pipeline.generators.sizes import NATIVE_SIZES
+from pipeline.observe.logs import zoned
 from pipeline.planning.influencers import (
     get_influencer,
 )
@@ -206,10 +207,12 @@ def post_show(obj: CliContext, post_id: int) -> None:
             ("published as", found.external_id),
         ):
             click.echo(f"{label:>13}: {value if value not in (None, '') else '-'}")
+        # History in the influencer's zone, like the publish time above, and labelled with it.
+        tz = zone(session.get_one(Influencer, found.influencer_id).timezone)
         events = select(PostEvent).where(PostEvent.post_id == post_id).order_by(PostEvent.id)
         for event in session.scalars(events):
             src = event.from_status or "-"
             click.echo(
-                f"  {event.at:%Y-%m-%d %H:%M:%S} {src:>17} -> {event.to_status:<17} "
+                f"  {zoned(event.at, tz=tz)} {src:>17} -> {event.to_status:<17} "
                 f"{event.actor} {event.detail}"
             )

@@ -26,6 +26,9 @@ RylaError
 │   ├── QuotaExceeded           the target's window is full; retried at ``retry_at``
 │   ├── OutcomeUnknown          it may or may not be out there: a person decides
 │   └── TargetUnusable          nothing was sent: the target needs a person
+├── NotifyError             a notification could not be delivered (``notify``)
+│   ├── NotDelivered        it surely did not arrive; ``retry`` says whether another try may
+│   └── DeliveryUnknown     it may have arrived (the answer was lost): never sent again
 └── LeaseLost / InvalidTransition   internal: a run lost its claim / a bug asked for a bad move
 
 Instagram's own subclasses (``GraphThrottled``, ``AnswerLost`` …) live in
@@ -40,11 +43,14 @@ from datetime import datetime
 __all__ = [
     "AuthExpired",
     "CaptionError",
+    "DeliveryUnknown",
     "GenerationError",
     "InputError",
     "InvalidTransition",
     "LeaseLost",
     "MediaUrlError",
+    "NotDelivered",
+    "NotifyError",
     "OutcomeUnknown",
     "PermanentError",
     "PermanentPublishError",
@@ -190,6 +196,25 @@ class OutcomeUnknown(PublishError):
 
 class TargetUnusable(PublishError):
     """Nothing was sent: the target needs a person (settings, secrets, a new token)."""
+
+
+# --- notifications --------------------------------------------------------------------------
+
+
+class NotifyError(RylaError, RuntimeError):
+    """A notification could not be delivered."""
+
+
+class NotDelivered(NotifyError):
+    """It surely did not arrive (refused, or no connection); ``retry``: another try may work."""
+
+    def __init__(self, message: str, *, retry: bool) -> None:
+        super().__init__(message)
+        self.retry = retry
+
+
+class DeliveryUnknown(NotifyError):
+    """It may have arrived and the answer was lost: sending again could tell a person twice."""
 
 
 # --- internal -------------------------------------------------------------------------------

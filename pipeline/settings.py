@@ -15,9 +15,21 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pipeline.errors import SettingsError
 
-__all__ = ["GeneratorChoice", "Settings", "SettingsError", "get_settings", "load_secret_key"]
+__all__ = [
+    "GeneratorChoice",
+    "LogFormat",
+    "Settings",
+    "SettingsError",
+    "get_settings",
+    "load_secret_key",
+]
 
 _WEAK_SECRETS = {"changeme", "changethis", "secret", "password", "ryla"}
+
+
+class LogFormat(StrEnum):
+    TEXT = "text"  # for people: one line per record, local time with its UTC offset
+    JSON = "json"  # for log shippers: one JSON object per line
 
 
 class GeneratorChoice(StrEnum):
@@ -55,6 +67,19 @@ class Settings(BaseSettings):
     graph_poll_first_delay: float = Field(1.0, gt=0, le=60)
     graph_poll_max_delay: float = Field(30.0, gt=0, le=300)
     media_url_ttl_hours: int = Field(24, ge=1, le=168)
+
+    # Observability (issue 13): logs, heartbeats, notifications, metrics.
+    log_format: LogFormat = LogFormat.TEXT
+    heartbeat_seconds: float = Field(30.0, gt=0, le=300)
+    # How often the beat asks an io worker to look for what people must be told.
+    notify_scan_seconds: float = Field(30.0, gt=0, le=3600)
+    # A notification send may run this long before its run is presumed dead.
+    notify_lease_seconds: int = Field(120, ge=5, le=3600)
+    notify_max_attempts: int = Field(5, ge=1, le=50)
+    # "No GPU worker seen" is told after this long without one while posts wait to generate.
+    gpu_silence_seconds: int = Field(600, ge=5, le=86_400)
+    # When set, /metrics answers only requests with "Authorization: Bearer <token>".
+    metrics_token: str = ""
 
     # Z-Image-Turbo (the ``zimage`` generator): a hub repo id through the HF cache, or a folder.
     zimage_model_id: str = "Tongyi-MAI/Z-Image-Turbo"
@@ -113,6 +138,11 @@ class Settings(BaseSettings):
     @property
     def outbox_dir(self) -> Path:
         return self.data_dir / "outbox"
+
+    @property
+    def metrics_dir(self) -> Path:
+        """Prometheus multi-process files: one folder per process tree."""
+        return self.data_dir / "metrics"
 
 
 def get_settings(**overrides: object) -> Settings:

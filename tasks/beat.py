@@ -19,6 +19,7 @@ from pipeline.locks import LockCheck, beat_lock
 from pipeline.settings import Settings
 from pipeline.steps.tick import TickReport, tick
 from tasks.app import REFRESH_TOKENS
+from tasks.beat_chores import BeatChores
 from tasks.send import send_dispatches
 
 __all__ = ["run_beat"]
@@ -37,16 +38,19 @@ def run_beat(
     """Tick until ``stop`` is set; while another beat holds the lock, wait and retry."""
     engine = make_engine(settings)
     factory = make_session_factory(engine)
+    chores = BeatChores(app, settings)
     try:
         while not stop.is_set():
             with beat_lock(settings, engine) as still_held:
                 if still_held is None:
                     log.warning("another beat holds the lock; standing by")
+                    chores.standby()
                     stop.wait(settings.tick_seconds)
                     continue
                 log.info("beat: ticking every %.0f s", settings.tick_seconds)
-                _tick_until(app, settings, factory, stop, on_tick, still_held)
+                _tick_until(app, settings, factory, stop, on_tick, still_held, chores)
     finally:
+        chores.close()
         engine.dispose()
 
 
@@ -57,6 +61,7 @@ def _tick_until(
     stop: threading.Event,
     on_tick: Callable[[TickReport], None] | None,
     still_held: LockCheck,
+    chores: BeatChores,
 ) -> None:
     next_hourly = time.monotonic()
     while not stop.is_set():
@@ -68,6 +73,7 @@ def _tick_until(
             with session_scope(factory) as session:
                 report = tick(session, settings=settings, now=utcnow())
             send_dispatches(report.dispatches, app)
+            chores.ticked(report)
             if started >= next_hourly:
                 app.send_task(REFRESH_TOKENS)
                 next_hourly = started + HOURLY

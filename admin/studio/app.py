@@ -27,6 +27,7 @@ from admin.studio.api_posts import posts_router
 from admin.studio.api_status import status_router
 from admin.studio.core import InputProblem, Studio, reader
 from admin.studio.media import media_router
+from admin.studio.metrics import metrics_router
 from admin.studio.pages import PAGE_ROUTERS, render_error
 from models import utcnow
 from pipeline.db import make_engine, make_session_factory
@@ -89,6 +90,7 @@ def create_app(
     )
     app.state.studio = studio
     app.include_router(media_router(settings.public_base_url))
+    app.include_router(metrics_router(settings))
     for router in (posts_router, plan_router, status_router):
         app.include_router(router)
     for router in PAGE_ROUTERS:

@@ -22,6 +22,7 @@ from pipeline.errors import (
     TargetUnusable,
     Throttled,
 )
+from pipeline.observe.steps import step_failed
 from pipeline.publishers.targets import resolve_target
 from pipeline.settings import Settings
 from pipeline.steps.attempts import finish_attempt, open_attempt
@@ -65,6 +66,7 @@ def settle_failure(rt: Runtime, step: Step, post_id: int, run_id: str, exc: Exce
                 finish_attempt(session, attempt.id, status=status, now=now, error=message)
         if moved and reauth is not None:
             reauth.needs_reauth = True
+    step_failed(run_id, to=to, exc=exc, moved=moved)
     level = logging.ERROR if to in (S.FAILED, S.UNKNOWN) else logging.WARNING
     log.log(level, "post %s: %s -> %s%s", post_id, message, to, "" if moved else " (lease lost)")
 
