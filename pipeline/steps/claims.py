@@ -40,6 +40,7 @@ __all__ = [
     "new_token",
     "not_held",
     "publish_may_be_out",
+    "publish_recorded",
 ]
 
 
@@ -138,6 +139,16 @@ def publish_may_be_out() -> ColumnElement[bool]:
         select(PublishAttempt.post_id).where(
             PublishAttempt.status == AttemptStatus.STARTED,
             PublishAttempt.publish_requested.is_not(None),
+        )
+    )
+
+
+def publish_recorded() -> ColumnElement[bool]:
+    """Posts whose open attempt already holds the target's media id: only recording is left."""
+    return Post.id.in_(
+        select(PublishAttempt.post_id).where(
+            PublishAttempt.status == AttemptStatus.STARTED,
+            PublishAttempt.external_id.is_not(None),
         )
     )
 

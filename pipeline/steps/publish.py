@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -33,7 +34,12 @@ from pipeline.media.storage import LocalStorage
 from pipeline.media.urls import MediaLinks
 from pipeline.publishers.base import MediaItem, Publisher, PublishRequest, PublishResult
 from pipeline.publishers.targets import resolve_target
-from pipeline.steps.attempts import RESUME_KEYS, attempt_checkpoint, finish_attempt
+from pipeline.steps.attempts import (
+    RESUME_KEYS,
+    attempt_checkpoint,
+    finish_attempt,
+    known_media_ids,
+)
 from pipeline.steps.claims import Dispatch
 from pipeline.steps.lease import Lease, run_leased
 from pipeline.steps.moves import Step
@@ -81,7 +87,12 @@ def _media(
 
 
 def prepare_publish(
-    session: Session, post: Post, *, storage: LocalStorage, links: MediaLinks | None
+    session: Session,
+    post: Post,
+    *,
+    storage: LocalStorage,
+    links: MediaLinks | None,
+    now: datetime,
 ) -> PublishJob:
     """Find or create this post's attempt; the caller commits before calling out."""
     target = resolve_target(session, post)
@@ -99,6 +110,7 @@ def prepare_publish(
             post_id=post.id,
             target_id=target.id if target else None,
             target_kind=kind,
+            started_at=now,
         )
         session.add(attempt)
     media = _media(session, post, storage, links if kind in URL_KINDS else None)
@@ -118,6 +130,8 @@ def prepare_publish(
         publish_at=post.publish_at,
         metadata={"scene": post.scene, "environment": post.environment, "seed": post.seed},
         resume={k: getattr(attempt, k) for k in RESUME_KEYS if getattr(attempt, k)},
+        not_before=attempt.started_at,
+        known_media_ids=known_media_ids(session, post, since=attempt.started_at),
     )
     already = PublishResult(done.external_id or "") if done else None
     return PublishJob(request, target.id if target else None, kind, already)
@@ -136,7 +150,7 @@ def _publish(rt: Runtime, lease: Lease) -> None:
     links = MediaLinks(rt.settings, rt.clock())
     with session_scope(rt.session_factory) as session:
         post = session.get_one(Post, post_id)
-        job = prepare_publish(session, post, storage=rt.storage, links=links)
+        job = prepare_publish(session, post, storage=rt.storage, links=links, now=rt.clock())
         target = session.get(PublishTarget, job.target_id) if job.target_id else None
     # The attempt row is committed now, before the publisher makes any external call.
     attempt_id = job.request.attempt_id
@@ -153,11 +167,12 @@ def _publish(rt: Runtime, lease: Lease) -> None:
             clock=rt.clock,
         )
         result = publisher.publish(job.request, checkpoint)
-        with session_scope(rt.session_factory) as session:
-            finish_attempt(
-                session, attempt_id, status=AttemptStatus.SUCCEEDED, now=rt.clock(), result=result
-            )
+    # Success and the move to published commit together: no worker can die between the two
+    # and leave a live post that recovery would read as unpublished.
     with session_scope(rt.session_factory) as session:
+        finish_attempt(
+            session, attempt_id, status=AttemptStatus.SUCCEEDED, now=rt.clock(), result=result
+        )
         values = {
             "published_at": rt.clock(),
             "external_id": result.external_id,

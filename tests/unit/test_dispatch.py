@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from models import (
     TRANSITIONS,
+    AttemptStatus,
     Influencer,
     Post,
     PostEvent,
@@ -285,7 +286,10 @@ def test_a_publish_that_may_be_out_ends_unknown_not_failed(
     _open_attempt(session, post_id, publish_requested="c-1")
     assert reconcile_expired(session, settings=settings, now=NOW) == (0, 1)
     session.expire_all()
-    assert session.get_one(Post, post_id).status is S.UNKNOWN
+    post = session.get_one(Post, post_id)
+    assert post.status is S.UNKNOWN and "ryla post resolve" in (post.last_error or "")
+    attempt = session.scalars(select(PublishAttempt)).one()
+    assert attempt.status is AttemptStatus.UNKNOWN  # closed: a person settles it
 
 
 def test_a_publish_in_flight_is_resumed_however_late_never_marked_missed(
