@@ -48,8 +48,10 @@ TRANSITIONS: dict[PostStatus, frozenset[PostStatus]] = {
     S.APPROVED: frozenset({S.PUBLISHING, S.MISSED, S.CANCELLED}),
     S.PUBLISHING: frozenset({S.PUBLISHED, S.READY, S.APPROVED, S.FAILED, S.UNKNOWN}),
     S.PUBLISHED: frozenset(),
-    S.FAILED: frozenset({S.GENERATING, S.RENDERING, S.PUBLISHING, S.CANCELLED}),
-    S.UNKNOWN: frozenset({S.PUBLISHED, S.FAILED, S.PUBLISHING}),
+    # PUBLISHED: a person finds on the account a post that failed while it may have been out.
+    S.FAILED: frozenset({S.GENERATING, S.RENDERING, S.PUBLISHING, S.PUBLISHED, S.CANCELLED}),
+    # A post that may be out is settled by a person, never published again as it is.
+    S.UNKNOWN: frozenset({S.PUBLISHED, S.FAILED}),
     S.MISSED: frozenset({S.PLANNED, S.CANCELLED}),
     S.CANCELLED: frozenset(),
 }

@@ -8,14 +8,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, func, select
+from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from models import ContentCalendar, Influencer, Post, PostStatus
 from pipeline.planning.calendars import get_calendar
 from pipeline.planning.influencers import get_influencer
 from pipeline.settings import Settings
-from pipeline.steps.claims import not_held
+from pipeline.steps.claims import has_open_attempt, not_held, publish_may_be_out
 from pipeline.steps.moves import move_many, return_moves
 
 __all__ = [
@@ -121,7 +121,10 @@ def _resume(
     grace = now - timedelta(seconds=settings.grace_seconds)
     released = and_(scope, not_held())
     detail = f"slot passed more than {settings.grace_seconds} s ago while {what} was paused"
-    stale = select(Post.id).where(released, Post.status.in_(_MISSABLE), Post.publish_at < grace)
+    # A publish in flight resumes however late (it may be out: never missed), as in the tick.
+    stale = select(Post.id).where(
+        released, Post.status.in_(_MISSABLE), Post.publish_at < grace, ~has_open_attempt()
+    )
     missed = move_many(
         session,
         list(session.scalars(stale)),
@@ -170,7 +173,7 @@ def return_unstarted_claims(
 @dataclass(frozen=True)
 class Deleted:
     cancelled: int  # posts not out yet
-    in_flight: int  # publishing right now: left to finish
+    in_flight: int  # publishing right now, or maybe out: left to finish
     kept: int  # the calendar's history: published, missed, failed … posts stay
 
 
@@ -180,7 +183,9 @@ def delete_calendar(*, session: Session, handle: str, name: str, actor: str) -> 
     scope = Post.calendar_id == calendar.id
     detail = f"calendar {name!r} deleted"
     return_unstarted_claims(session, scope, actor=actor, detail=detail)
-    ids = list(session.scalars(select(Post.id).where(scope, Post.status.in_(_CANCELLABLE))))
+    # A post whose publish may be out is left to settle, never cancelled behind Instagram's back.
+    cancellable = and_(scope, Post.status.in_(_CANCELLABLE), ~publish_may_be_out())
+    ids = list(session.scalars(select(Post.id).where(cancellable)))
     # Released slot keys: SQLite may hand the calendar's id to the next one it creates.
     values = {**_FREE, "slot_key": None}
     cancelled = move_many(
@@ -192,7 +197,7 @@ def delete_calendar(*, session: Session, handle: str, name: str, actor: str) -> 
         detail=detail,
         values=values,
     )
-    in_flight = _count(session, and_(scope, Post.status == S.PUBLISHING))
+    in_flight = _count(session, and_(scope, or_(Post.status == S.PUBLISHING, publish_may_be_out())))
     kept = _count(session, scope) - len(cancelled)
     session.delete(calendar)  # the posts' calendar_id becomes NULL (ON DELETE SET NULL)
     session.flush()

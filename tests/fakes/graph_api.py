@@ -78,6 +78,16 @@ class FakeGraphApi(GraphFaultKnobs, LoopbackFake):
         with self._lock:
             return sum(1 for r in self.requests if r.route == route)
 
+    def seed_container(self, caption: str, *, published: bool) -> Container:
+        """A container an earlier run made (and, when ``published``, published), as if it had
+        been created through the API with one image."""
+        fields = {"image_url": "https://media.example/seeded.jpg", "caption": caption}
+        container = self._new_container("IMAGE", fields)
+        if published:
+            with self._lock:
+                self._publish_locked(container, 0.0)
+        return container
+
     def published_containers(self) -> list[str]:
         with self._lock:
             return [p.container_id for p in self.published]

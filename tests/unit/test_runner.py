@@ -29,9 +29,10 @@ from pipeline.settings import Settings
 from pipeline.steps.claims import batch_dispatches
 from pipeline.steps.generate import run_generate
 from pipeline.steps.moves import Step
+from pipeline.steps.resolve import Answer, resolve_unknown
 from pipeline.steps.run import run_step
 from pipeline.steps.tick import tick
-from pipeline.steps.triggers import approve, cancel, resolve_unknown, trigger
+from pipeline.steps.triggers import approve, cancel, trigger
 from tests.conftest import NOW, add_post
 from tests.fakes.steps_kit import (
     FlakyGenerator,
@@ -352,7 +353,14 @@ def test_a_person_settles_an_unknown_post(
     publisher = RecordingPublisher(fail_with=OutcomeUnknown("answer lost"))
     drain(make_runtime(settings, factory, publisher=publisher), first_tick(settings, factory))
     with session_scope(factory) as s:
-        resolve_unknown(s, post_id, published=True, external_id="1789", now=NOW, actor="editor")
+        resolve_unknown(
+            s,
+            post_id,
+            answer=Answer(published=True, media_id="1789"),
+            publisher_factory=lambda target: publisher,
+            now=NOW,
+            actor="editor",
+        )
     post = post_of(factory, post_id)
     assert (post.status, post.external_id) == (S.PUBLISHED, "1789")
 
@@ -385,7 +393,10 @@ def test_a_post_that_may_be_out_cannot_be_regenerated(
     )
     with session_scope(factory) as s:
         s.execute(update(PublishAttempt).values(publish_requested="c-1"))
-    with session_scope(factory) as s, pytest.raises(InputError, match="may already be out"):
+    with (
+        session_scope(factory) as s,
+        pytest.raises(InputError, match="may already be on Instagram"),
+    ):
         trigger(s, post_id, Step.GENERATE, settings=settings, now=NOW, actor="editor")
 
 
