@@ -16,7 +16,7 @@ from pipeline.planning.calendars import get_calendar
 from pipeline.planning.influencers import get_influencer
 from pipeline.settings import Settings
 from pipeline.steps.claims import has_open_attempt, not_held, publish_may_be_out
-from pipeline.steps.moves import move_many, return_moves
+from pipeline.steps.moves import RUN_PREFIX, move_many, return_moves
 
 __all__ = [
     "Deleted",
@@ -30,9 +30,6 @@ __all__ = [
 ]
 
 S = PostStatus
-# dispatch.take_lease names a worker's run "run-…": a lease still holding the bare dispatch
-# token belongs to a message no worker has started, which is safe to take back.
-_RUN_PREFIX = "run-"
 _FREE = {"lease_owner": None, "lease_expires_at": None}
 # Not out yet: what a pause holds back.
 _WAITING = [S.PLANNED, S.GENERATED, S.READY, S.AWAITING_APPROVAL, S.APPROVED]
@@ -146,11 +143,12 @@ def _resume(
 def return_unstarted_claims(
     session: Session, scope: ColumnElement[bool], *, actor: str, detail: str
 ) -> int:
-    """Take back claims whose message no worker has started: they wait in their stable state.
+    """Take back claims whose message no worker has started (their lease still holds the bare
+    dispatch token): they wait in their stable state.
 
     A worker that receives such a message later finds the post moved and ignores it.
     """
-    untaken = and_(scope, Post.lease_owner.is_not(None), ~Post.lease_owner.startswith(_RUN_PREFIX))
+    untaken = and_(scope, Post.lease_owner.is_not(None), ~Post.lease_owner.startswith(RUN_PREFIX))
     in_flight = [S.GENERATING, S.RENDERING, S.PUBLISHING]
     ids = list(session.scalars(select(Post.id).where(untaken, Post.status.in_(in_flight))))
     returned = 0

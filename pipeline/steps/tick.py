@@ -1,4 +1,5 @@
-"""The beat tick: expand calendars, return expired leases, mark missed slots, claim due work.
+"""The beat tick: expand calendars, re-send untaken claims, return expired leases, mark missed
+slots, claim due work.
 
 Everything here is one short transaction per call and idempotent: two beats, or a tick
 repeated after a crash, find nothing left to do twice.
@@ -32,8 +33,9 @@ from pipeline.steps.claims import (
     not_held,
     publish_may_be_out,
     publish_recorded,
+    resend_untaken,
 )
-from pipeline.steps.moves import move_many, return_moves
+from pipeline.steps.moves import RUN_PREFIX, move_many, return_moves
 
 __all__ = ["TickReport", "mark_missed", "reconcile_expired", "tick"]
 
@@ -47,6 +49,7 @@ S = PostStatus
 @dataclass
 class TickReport:
     planned: int = 0
+    resent: int = 0  # claims no worker started, sent again under their token
     reconciled: int = 0
     failed: int = 0
     missed: int = 0
@@ -58,9 +61,11 @@ def tick(session: Session, *, settings: Settings, now: datetime) -> TickReport:
     report.planned = expand_due_calendars(
         session, now=now, horizon_days=settings.horizon_days, limit=settings.expand_batch
     )
+    resent = resend_untaken(session, settings=settings, now=now)
+    report.resent = len(resent)
     report.reconciled, report.failed = reconcile_expired(session, settings=settings, now=now)
     report.missed = mark_missed(session, settings=settings, now=now)
-    report.dispatches = claim_due(session, settings=settings, now=now)
+    report.dispatches = resent + claim_due(session, settings=settings, now=now)
     return report
 
 
@@ -72,7 +77,7 @@ def reconcile_expired(session: Session, *, settings: Settings, now: datetime) ->
     # Only a run a worker started costs a try: a claim nobody took (broker down, a long
     # queue) is simply handed out again, and so is a publish whose media id is recorded
     # (its run died with only the writing down left).
-    tried = and_(Post.lease_owner.like("run-%"), ~publish_recorded())
+    tried = and_(Post.lease_owner.startswith(RUN_PREFIX), ~publish_recorded())
     out_of_tries = and_(tried, Post.attempts + 1 >= settings.max_attempts)
     cleared = {
         "lease_owner": None,

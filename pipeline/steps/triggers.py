@@ -55,7 +55,7 @@ def trigger(
         step=step,
         expected=post.status,
         now=now,
-        lease_seconds=settings.lease_seconds,
+        grace_seconds=settings.claim_grace_seconds,
         actor=actor,
     )
     # New images need a new approval; a person's retry starts with fresh tries.

@@ -46,7 +46,7 @@ def claim_generate(session: Session, post_id: int) -> list[Dispatch]:
         step=Step.GENERATE,
         expected=S.PLANNED,
         now=NOW,
-        lease_seconds=60,
+        grace_seconds=60,
         actor="t",
     )
 
@@ -246,7 +246,7 @@ def test_a_claim_no_worker_took_costs_no_try(
         step=Step.GENERATE,
         expected=S.PLANNED,
         now=NOW - timedelta(hours=1),
-        lease_seconds=60,
+        grace_seconds=60,
         actor="beat",
     )  # the message was lost before any worker saw it
     for _ in range(settings.max_attempts + 1):
@@ -260,7 +260,7 @@ def test_a_claim_no_worker_took_costs_no_try(
             step=Step.GENERATE,
             expected=S.PLANNED,
             now=NOW - timedelta(hours=1),
-            lease_seconds=60,
+            grace_seconds=60,
             actor="beat",
         )
 
