@@ -19,7 +19,7 @@ from admin.influencer_cli import influencer
 from admin.model_cli import model
 from admin.post_cli import post
 from admin.service_cli import beat, run, serve, worker
-from admin.status import print_status
+from admin.status import print_attention, print_image_makers, print_status
 from admin.target_cli import target
 from pipeline.errors import InputError, PromptError
 
@@ -83,9 +83,14 @@ def _safe_url(url: str) -> str:
 @click.option("--handle", default=None, help="Only this influencer's posts.")
 @click.pass_obj
 def status(obj: CliContext, handle: str | None) -> None:
-    """Posts by state, as a table, and the next ones due."""
+    """Posts by state, the next ones due, what waits for a person, and the generator."""
+    from pipeline.generators import active_generator
+
     with obj.session() as session:
         print_status(session, handle=handle)
+        print_attention(session, handle=handle)
+        click.echo(f"\n{active_generator(obj.settings).line} [this machine]")
+        print_image_makers(session)
 
 
 @cli.command()

@@ -18,6 +18,7 @@ from pipeline.planning.influencers import (
 from pipeline.planning.posts import PostIn, create_post
 from pipeline.planning.times import parse_when, zone
 from pipeline.steps.moves import Step
+from pipeline.steps.previews import image_provenance
 from pipeline.steps.resolve import Answer, resolve_unknown
 from pipeline.steps.triggers import approve, cancel, trigger
 
@@ -210,12 +211,15 @@ def post_show(obj: CliContext, post_id: int) -> None:
         found = session.get(Post, post_id)
         if found is None:
             raise InputError(f"unknown post {post_id}: list posts with `ryla status`")
+        made = image_provenance(session, found)
+        makers = ", ".join(made.generators) + (" (placeholders)" if made.placeholders else "")
         for label, value in (
             ("status", found.status),
             ("publish at", found.local_publish_time),
             ("scene", found.scene),
             ("environment", found.environment),
             ("seed", found.seed),
+            ("images by", makers),
             ("prompt", found.prompt),
             ("caption", found.caption),
             ("error", found.last_error),

@@ -1,17 +1,20 @@
-"""``ryla status``: posts by state per influencer, as a table, then what comes next.
+"""``ryla status``: posts by state per influencer, as a table, then what comes next, what waits
+for a person, and which generator made the latest images.
 
-Reads only; one query for the counts and one for the upcoming posts.
+Reads only: a few small queries.
 """
 
 from __future__ import annotations
+
+from collections import Counter
 
 import click
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from models import Influencer, Post, PostStatus, utcnow
+from models import Asset, AssetKind, Influencer, Post, PostStatus, utcnow
 
-__all__ = ["print_status", "status_counts"]
+__all__ = ["print_attention", "print_image_makers", "print_status", "status_counts"]
 
 COLUMNS = list(PostStatus)
 
@@ -62,3 +65,45 @@ def _print_upcoming(session: Session, handle: str | None, limit: int) -> None:
         click.echo("\nnext up:")
     for post_id, name, status, when, scene in rows:
         click.echo(f"  #{post_id:<5} {name:<20} {when:<34} {status.value:<17} {scene or '-'}")
+
+
+# What a person does about the posts that wait for one.
+_TO_DO = {
+    PostStatus.UNKNOWN: "may be on Instagram: `ryla post resolve ID` asks Instagram and records it",
+    PostStatus.PREVIEW_ONLY: "placeholder images held back from Instagram and webhooks: "
+    "`ryla post generate ID` where Z-Image runs, or a target added with --accept-previews",
+}
+
+
+def print_attention(session: Session, *, handle: str | None = None, shown: int = 10) -> None:
+    """The posts that wait for a person, with what to do, by id."""
+    stmt = (
+        select(Post.status, Post.id)
+        .join(Influencer, Influencer.id == Post.influencer_id)
+        .where(Post.status.in_(list(_TO_DO)))
+        .order_by(Post.publish_at)
+    )
+    if handle:
+        stmt = stmt.where(Influencer.handle == handle)
+    waiting: dict[PostStatus, list[int]] = {}
+    for status, post_id in session.execute(stmt):
+        waiting.setdefault(status, []).append(post_id)
+    for status, ids in waiting.items():
+        listed = ", ".join(f"#{i}" for i in ids[:shown]) + (" …" if len(ids) > shown else "")
+        click.echo(f"\n{len(ids)} {status.value} ({listed}): {_TO_DO[status]}")
+
+
+def print_image_makers(session: Session, *, latest: int = 100) -> None:
+    """Which generators made the latest images (the workers' choice, wherever they run)."""
+    metas = session.scalars(
+        select(Asset.meta)
+        .where(Asset.kind == AssetKind.RAW)
+        .order_by(Asset.id.desc())
+        .limit(latest)
+    ).all()
+    if metas:
+        made = Counter(str(meta.get("generator") or "unknown") for meta in metas)
+        click.echo(
+            f"latest {len(metas)} images made by: "
+            + ", ".join(f"{name} {count}" for name, count in made.most_common())
+        )

@@ -23,6 +23,7 @@ RylaError
 │   ├── AuthExpired             the target needs re-authorisation; its posts wait
 │   ├── QuotaExceeded           the target's window is full; retried at ``retry_at``
 │   ├── OutcomeUnknown          it may or may not be out there: a person decides
+│   ├── PreviewHeld             placeholder images, a target that takes none: the post waits
 │   └── TargetUnusable          nothing was sent: the target needs a person
 └── LeaseLost / InvalidTransition   internal: a run lost its claim / a bug asked for a bad move
 
@@ -47,6 +48,7 @@ __all__ = [
     "PermanentError",
     "PermanentPublishError",
     "PlanError",
+    "PreviewHeld",
     "PromptError",
     "PublishError",
     "QuotaExceeded",
@@ -162,6 +164,10 @@ class QuotaExceeded(PublishError):
 
 class OutcomeUnknown(PublishError):
     """The external effect cannot be verified; never repeat it automatically."""
+
+
+class PreviewHeld(PublishError):
+    """The images are the preview generator's placeholders and the target takes none."""
 
 
 class TargetUnusable(PublishError):

@@ -18,6 +18,7 @@ from pipeline.errors import (
     AuthExpired,
     OutcomeUnknown,
     PermanentError,
+    PreviewHeld,
     QuotaExceeded,
     TargetUnusable,
     Throttled,
@@ -90,6 +91,8 @@ def failure_move(
     out = S.UNKNOWN if doubt else S.FAILED
     if isinstance(exc, OutcomeUnknown):
         return S.UNKNOWN, {"last_error": message}, None
+    if isinstance(exc, PreviewHeld):  # nothing was sent: the post waits, saying why
+        return S.PREVIEW_ONLY, {"last_error": f"held: {exc}"}, None
     if isinstance(exc, AuthExpired | TargetUnusable):
         reauth = resolve_target(session, post) if isinstance(exc, AuthExpired) else None
         return back, {"last_error": message, "next_attempt_at": now + WAIT_FOR_PERSON}, reauth

@@ -28,6 +28,7 @@ from models import (
 from pipeline.db import session_scope
 from pipeline.errors import (
     PermanentPublishError,
+    PreviewHeld,
     TargetUnusable,
 )
 from pipeline.media.storage import LocalStorage
@@ -43,6 +44,7 @@ from pipeline.steps.attempts import (
 from pipeline.steps.claims import Dispatch
 from pipeline.steps.lease import Lease, run_leased
 from pipeline.steps.moves import Step
+from pipeline.steps.previews import image_provenance, preview_refusal
 from pipeline.steps.runtime import Runtime
 
 __all__ = ["URL_KINDS", "PublishJob", "prepare_publish", "run_publish"]
@@ -104,6 +106,12 @@ def prepare_publish(
     ).all()
     done = next((a for a in attempts if a.status is AttemptStatus.SUCCEEDED), None)
     attempt = done or next((a for a in attempts if a.status is AttemptStatus.STARTED), None)
+    # Placeholders never go to Instagram or a webhook. An attempt that may be out is resumed
+    # all the same: asking its container is how it ends published or unknown.
+    in_doubt = attempt is not None and attempt.publish_requested is not None
+    held = None if done or in_doubt else preview_refusal(session, post, target)
+    if held:
+        raise PreviewHeld(held)
     if attempt is None:
         attempt = PublishAttempt(
             id=str(uuid.uuid4()),
@@ -118,8 +126,17 @@ def prepare_publish(
         raise PermanentPublishError(
             f"post {post.id} has no rendered images: run `ryla post generate {post.id}` first"
         )
+    request = _request(session, post, attempt, media)
+    already = PublishResult(done.external_id or "") if done else None
+    return PublishJob(request, target.id if target else None, kind, already)
+
+
+def _request(
+    session: Session, post: Post, attempt: PublishAttempt, media: tuple[MediaItem, ...]
+) -> PublishRequest:
     influencer = session.get_one(Influencer, post.influencer_id)
-    request = PublishRequest(
+    made = image_provenance(session, post)
+    return PublishRequest(
         post_id=post.id,
         attempt_id=attempt.id,
         handle=influencer.handle,
@@ -128,13 +145,17 @@ def prepare_publish(
         media_type=post.media_type.value,
         media=media,
         publish_at=post.publish_at,
-        metadata={"scene": post.scene, "environment": post.environment, "seed": post.seed},
+        metadata={
+            "scene": post.scene,
+            "environment": post.environment,
+            "seed": post.seed,
+            "generator": ",".join(made.generators),  # placeholders say so, on a test target
+            "preview": made.placeholders,
+        },
         resume={k: getattr(attempt, k) for k in RESUME_KEYS if getattr(attempt, k)},
         not_before=attempt.started_at,
         known_media_ids=known_media_ids(session, post, since=attempt.started_at),
     )
-    already = PublishResult(done.external_id or "") if done else None
-    return PublishJob(request, target.id if target else None, kind, already)
 
 
 # --- run: the three phases under the post's lease -------------------------------------------

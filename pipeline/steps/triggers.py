@@ -22,9 +22,17 @@ __all__ = ["approve", "cancel", "trigger"]
 
 S = PostStatus
 TRIGGER_FROM: dict[Step, tuple[PostStatus, ...]] = {
-    Step.GENERATE: (S.PLANNED, S.FAILED, S.GENERATED, S.READY, S.AWAITING_APPROVAL),
+    Step.GENERATE: (
+        S.PLANNED,
+        S.FAILED,
+        S.GENERATED,
+        S.READY,
+        S.AWAITING_APPROVAL,
+        S.PREVIEW_ONLY,
+    ),
     Step.RENDER: (S.GENERATED, S.FAILED, S.READY, S.AWAITING_APPROVAL),
-    Step.PUBLISH: (S.READY, S.APPROVED, S.FAILED),
+    # From preview_only once its target accepts previews; the publish step checks again.
+    Step.PUBLISH: (S.READY, S.APPROVED, S.FAILED, S.PREVIEW_ONLY),
 }
 
 
