@@ -143,9 +143,9 @@ def _throttled(
     wait = min(ours, timedelta(minutes=15)) * random.uniform(0.9, 1.1)
     asked = timedelta(seconds=exc.retry_after or 0)
     if now >= deadline or now + asked > deadline:
-        minutes = max(deadline - post.publish_at, timedelta(0)).total_seconds() / 60
         given_up = (
-            f"publish failed: rate limited for {minutes:.0f} min past the post's time "
+            f"publish failed: rate limited for {_span(deadline - post.publish_at)} past the "
+            "post's time "
             f"(RYLA_THROTTLE_BUDGET_SECONDS={settings.throttle_budget_seconds}); last answer: "
             f"{exc}; nothing was published: `ryla post publish {post.id}` tries again"
         )
@@ -155,3 +155,8 @@ def _throttled(
     retry_at = min(now + max(wait, asked), deadline)
     waiting = f"publish waiting: {exc}; next try at {retry_at:%H:%M:%S} UTC (no try spent)"
     return back, {"last_error": waiting, "next_attempt_at": retry_at}, None
+
+
+def _span(length: timedelta) -> str:
+    seconds = max(length.total_seconds(), 0.0)
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"

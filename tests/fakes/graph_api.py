@@ -157,8 +157,8 @@ class FakeGraphApi(GraphFaultKnobs, LoopbackFake):
 
     def _take_fault(self, route: str) -> Fault | None:
         with self._lock:
-            seen = {r.route for r in self.requests}
             for fault in self._faults:
+                seen = {r.route for r in self.requests[fault.armed_at :]}
                 if fault.after is not None and fault.after not in seen:
                     continue
                 if fault.times > 0 and (fault.routes is None or route in fault.routes):

@@ -10,7 +10,7 @@ import threading
 from typing import Any
 
 from tests.fakes.graph_rules import graph_error
-from tests.fakes.graph_state import Container, Fault
+from tests.fakes.graph_state import Container, Fault, RecordedRequest
 
 __all__ = ["ROUTES", "GraphFaultKnobs"]
 
@@ -23,6 +23,7 @@ class GraphFaultKnobs:
     ig_user_id: str
     tokens: set[str]
     containers: dict[str, Container]
+    requests: list[RecordedRequest]
     _faults: list[Fault]
     _container_outcomes: list[tuple[str, str]]
     _drops_after_publish: list[float]
@@ -127,4 +128,6 @@ class GraphFaultKnobs:
         if route is not None and route not in ROUTES:
             raise ValueError(f"unknown route {route!r}: one of {ROUTES}")
         with self._lock:
-            self._faults.append(Fault(frozenset({route}) if route else None, times, **how))
+            routes = frozenset({route}) if route else None
+            # ``after`` counts only calls made once the fault is armed.
+            self._faults.append(Fault(routes, times, armed_at=len(self.requests), **how))

@@ -67,3 +67,4 @@ class Fault:
     headers: dict[str, str] = field(default_factory=dict)
     after: str | None = None  # armed only once a call to this route has been seen
     skip: int = 0  # let this many matching calls through first
+    armed_at: int = 0  # how many requests the fake had seen when the fault was armed

@@ -93,6 +93,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                         "api_version": graph.api_version,
                     },
                     {"access_token": next(iter(graph.tokens))},
+                    accept_previews=True,  # the workers draw previews: a test target
                 ),
             )
         procs = Processes(backend)
