@@ -23,7 +23,7 @@ from admin.model_cli import model
 from admin.notify_cli import notify
 from admin.post_cli import post
 from admin.service_cli import beat, run, serve, worker
-from admin.status import print_status
+from admin.status import print_image_makers, print_status
 from admin.status_health import print_health
 from admin.target_cli import target
 from admin.user_cli import token, user
@@ -137,9 +137,14 @@ def _safe_url(url: str) -> str:
 @click.option("--handle", default=None, help="Only this influencer's posts.")
 @click.pass_obj
 def status(obj: CliContext, handle: str | None) -> None:
-    """Posts by state, what comes next, workers seen, what needs a person, and GPU cost."""
+    """Posts by state, what comes next, the generator, workers seen, what needs a person, and
+    GPU cost so far."""
+    from pipeline.generators import active_generator
+
     with obj.session() as session:
         print_status(session, handle=handle)
+        click.echo(f"\n{active_generator(obj.settings).line} [this machine]")
+        print_image_makers(session)
         print_health(session, settings=obj.settings, now=utcnow())
 
 

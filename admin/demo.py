@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from admin.context import CliContext
 from admin.processes import EMBEDDED_WORKERS, start_workers, stop_workers
 from models import Asset, AssetKind, Influencer, Post, PostStatus, utcnow
+from pipeline.generators import active_generator
 from pipeline.generators.prompts import ENVIRONMENTS, SCENES
 from pipeline.planning.calendars import add_rule
 from pipeline.planning.holds import pause_calendar
@@ -132,6 +133,7 @@ def run_demo(obj: CliContext, *, count: int, timeout: int) -> bool:
     started = time.monotonic()
     settings = obj.settings
     click.echo(f"ryla demo: data in {settings.data_dir}")
+    click.echo(active_generator(settings).line)
     migrate(settings)
     with obj.session() as session:
         ids = seed_demo(session, count=count, settings=obj.settings, now=utcnow())

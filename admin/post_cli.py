@@ -19,7 +19,9 @@ from pipeline.planning.influencers import (
 from pipeline.planning.posts import PostIn, create_post
 from pipeline.planning.times import parse_when, zone
 from pipeline.steps.moves import Step
-from pipeline.steps.triggers import approve, cancel, resolve_unknown, trigger
+from pipeline.steps.previews import image_provenance
+from pipeline.steps.resolve import Answer, resolve_unknown
+from pipeline.steps.triggers import approve, cancel, trigger
 
 __all__ = [
     "post",
@@ -156,23 +158,41 @@ def post_approve(obj: CliContext, post_id: int) -> None:
 @click.argument("post_id", type=int)
 @click.option(
     "--published/--not-published",
-    required=True,
-    help="What you found on the account for a post whose outcome is unknown.",
+    default=None,
+    help="What you found on the account. Without it, Instagram is only asked.",
 )
 @click.option("--media-id", default=None, help="The Instagram media id, when published.")
+@click.option(
+    "--skip-check",
+    is_flag=True,
+    help="Record your answer without asking Instagram (when it cannot be reached).",
+)
 @click.pass_obj
-def post_resolve(obj: CliContext, post_id: int, published: bool, media_id: str | None) -> None:
-    """Settle a post whose publish could not be verified (status unknown)."""
-    with obj.session() as session:
-        resolve_unknown(
+def post_resolve(
+    obj: CliContext, post_id: int, published: bool | None, media_id: str | None, skip_check: bool
+) -> None:
+    """Settle a post whose publish could not be verified (status unknown).
+
+    Instagram is asked first (the container's status and the media it made); your answer is
+    recorded only when it does not contradict what Instagram says.
+    """
+    import httpx
+
+    from pipeline.publishers import build_publisher
+
+    timeout = httpx.Timeout(obj.settings.http_timeout_seconds, connect=5.0)
+    with httpx.Client(timeout=timeout) as client, obj.session() as session:
+        outcome = resolve_unknown(
             session,
             post_id,
-            published=published,
-            external_id=media_id,
+            answer=Answer(published, media_id, skip_check),
+            publisher_factory=lambda target: build_publisher(
+                target, settings=obj.settings, clock=utcnow, client=client
+            ),
             now=utcnow(),
             actor=obj.actor,
         )
-    click.echo(f"post {post_id}: {'published' if published else 'failed'}")
+    click.echo(outcome.message)
 
 
 @post.command("cancel")
@@ -195,12 +215,15 @@ def post_show(obj: CliContext, post_id: int) -> None:
         found = session.get(Post, post_id)
         if found is None:
             raise InputError(f"unknown post {post_id}: list posts with `ryla status`")
+        made = image_provenance(session, found)
+        makers = ", ".join(made.generators) + (" (placeholders)" if made.placeholders else "")
         for label, value in (
             ("status", found.status),
             ("publish at", found.local_publish_time),
             ("scene", found.scene),
             ("environment", found.environment),
             ("seed", found.seed),
+            ("images by", makers),
             ("prompt", found.prompt),
             ("caption", found.caption),
             ("error", found.last_error),

@@ -12,6 +12,7 @@ import click
 
 from admin.context import BadInput, CliContext
 from admin.processes import EMBEDDED_WORKERS, start_workers, stop_workers
+from pipeline.generators import active_generator
 
 __all__ = ["beat", "run", "serve", "worker"]
 
@@ -97,6 +98,10 @@ def worker(
             f"unknown queue {unknown[0] if unknown else queues!r}: choose from {', '.join(QUEUES)}"
         )
     obj.require_schema()
+    if "gpu" in wanted:
+        click.echo(active_generator(obj.settings).line)
+    else:
+        click.echo("generator: none here (this worker does not take the gpu queue)")
     start_worker(
         obj.settings, queues=wanted, concurrency=concurrency, gpu=gpu, pool=pool, name=name
     )
@@ -129,6 +134,7 @@ def run(obj: CliContext) -> None:
     from tasks.beat import run_beat
 
     migrate(obj.settings)
+    click.echo(active_generator(obj.settings).line)
     procs = start_workers(EMBEDDED_WORKERS)
     click.echo(f"running on {obj.settings.data_dir} — Ctrl-C to stop")
     try:

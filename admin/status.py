@@ -1,17 +1,20 @@
-"""``ryla status``: posts by state per influencer, as a table, then what comes next.
+"""``ryla status``: posts by state per influencer, as a table, then what comes next, what waits
+for a person, and which generator made the latest images.
 
-Reads only; one query for the counts and one for the upcoming posts.
+Reads only: a few small queries.
 """
 
 from __future__ import annotations
+
+from collections import Counter
 
 import click
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from models import ContentCalendar, Influencer, Post, PostStatus, utcnow
+from models import Asset, AssetKind, ContentCalendar, Influencer, Post, PostStatus, utcnow
 
-__all__ = ["print_broken_calendars", "print_status", "status_counts"]
+__all__ = ["print_broken_calendars", "print_image_makers", "print_status", "status_counts"]
 
 COLUMNS = list(PostStatus)
 
@@ -77,3 +80,19 @@ def print_broken_calendars(session: Session, handle: str | None) -> None:
         stmt = stmt.where(Influencer.handle == handle)
     for name, calendar, reason in session.execute(stmt):
         click.echo(f"BROKEN calendar {name}/{calendar}: {reason} (see `ryla calendar list {name}`)")
+
+
+def print_image_makers(session: Session, *, latest: int = 100) -> None:
+    """Which generators made the latest images (the workers' choice, wherever they run)."""
+    metas = session.scalars(
+        select(Asset.meta)
+        .where(Asset.kind == AssetKind.RAW)
+        .order_by(Asset.id.desc())
+        .limit(latest)
+    ).all()
+    if metas:
+        made = Counter(str(meta.get("generator") or "unknown") for meta in metas)
+        click.echo(
+            f"latest {len(metas)} images made by: "
+            + ", ".join(f"{name} {count}" for name, count in made.most_common())
+        )

@@ -15,7 +15,12 @@ from sqlalchemy import select
 
 from admin.context import BadInput, CliContext
 from models import Influencer, PublishTarget, TargetKind, utcnow
-from pipeline.publishers.targets import TargetIn, create_target, set_target_secrets
+from pipeline.publishers.targets import (
+    ACCEPT_PREVIEWS,
+    TargetIn,
+    create_target,
+    set_target_secrets,
+)
 
 __all__ = ["target", "target_add", "target_list", "target_token"]
 
@@ -73,6 +78,12 @@ def target() -> None:
     help="instagram: https://graph.instagram.com (default) or graph.facebook.com.",
 )
 @click.option("--api-version", default=None, help="instagram: Graph API version, e.g. v24.0.")
+@click.option(
+    "--accept-previews",
+    is_flag=True,
+    help="A test target: it takes the preview generator's placeholder images (never use it "
+    "for a real account).",
+)
 @click.pass_obj
 def target_add(
     obj: CliContext,
@@ -83,6 +94,7 @@ def target_add(
     ig_user_id: str | None,
     base_url: str | None,
     api_version: str | None,
+    accept_previews: bool,
 ) -> None:
     """Add a publish target for an influencer (its first target is its default).
 
@@ -93,6 +105,9 @@ def target_add(
                  signing key    RYLA_TARGET_SIGNING_KEY
     Unset ones are read one line each from standard input when it is not a terminal, in that
     order (e.g. printf '%s\\n' "$TOKEN" | ryla target add ...), else asked for, hidden.
+
+    Instagram and webhook targets never receive placeholder images unless created with
+    --accept-previews; the outbox always takes them.
     """
     config = {
         k: v
@@ -104,12 +119,15 @@ def target_add(
         )
         if v
     }
-    data = TargetIn(name, TargetKind(kind), config, _ask_secrets(TargetKind(kind)))
+    if accept_previews and TargetKind(kind) is TargetKind.OUTBOX:  # before asking for secrets
+        raise BadInput("--accept-previews is for instagram and webhook test targets")
+    data = TargetIn(name, TargetKind(kind), config, _ask_secrets(TargetKind(kind)), accept_previews)
     with obj.session() as session:
         created = create_target(
             session=session, settings=obj.settings, handle=handle, data=data, now=utcnow()
         )
-        click.echo(f"target {created.name} ({created.kind}) added for {handle}")
+        test = " as a test target that accepts previews" if accept_previews else ""
+        click.echo(f"target {created.name} ({created.kind}) added for {handle}{test}")
 
 
 @target.command("token")
@@ -140,12 +158,15 @@ def target_list(obj: CliContext) -> None:
                 PublishTarget.kind,
                 Influencer.handle,
                 PublishTarget.needs_reauth,
+                PublishTarget.config,
             )
             .join(Influencer, Influencer.id == PublishTarget.influencer_id, isouter=True)
             .order_by(PublishTarget.id)
         ).all()
     if not rows:
         click.echo("no targets: posts go to the outbox folder")
-    for name, kind, handle, reauth in rows:
+    for name, kind, handle, reauth, config in rows:
         flag = "  NEEDS RE-AUTHORISATION" if reauth else ""
+        if config.get(ACCEPT_PREVIEWS) is True:
+            flag += "  test target: accepts previews"
         click.echo(f"{name:<24} {kind.value:<10} {handle or '-'}{flag}")

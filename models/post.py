@@ -28,6 +28,9 @@ class PostStatus(StrEnum):
     UNKNOWN = "unknown"
     MISSED = "missed"
     CANCELLED = "cancelled"
+    # Its images are the preview generator's placeholders and its target takes none: it waits
+    # for real images (``ryla post generate``) or a target that accepts previews.
+    PREVIEW_ONLY = "preview_only"
 
 
 class MediaType(StrEnum):
@@ -42,16 +45,23 @@ TRANSITIONS: dict[PostStatus, frozenset[PostStatus]] = {
     S.PLANNED: frozenset({S.GENERATING, S.MISSED, S.CANCELLED}),
     S.GENERATING: frozenset({S.GENERATED, S.PLANNED, S.FAILED, S.CANCELLED}),
     S.GENERATED: frozenset({S.RENDERING, S.GENERATING, S.CANCELLED}),
-    S.RENDERING: frozenset({S.READY, S.AWAITING_APPROVAL, S.GENERATED, S.FAILED, S.CANCELLED}),
+    S.RENDERING: frozenset(
+        {S.READY, S.AWAITING_APPROVAL, S.PREVIEW_ONLY, S.GENERATED, S.FAILED, S.CANCELLED}
+    ),
     S.READY: frozenset({S.PUBLISHING, S.GENERATING, S.RENDERING, S.MISSED, S.CANCELLED}),
     S.AWAITING_APPROVAL: frozenset({S.APPROVED, S.GENERATING, S.RENDERING, S.CANCELLED}),
     S.APPROVED: frozenset({S.PUBLISHING, S.MISSED, S.CANCELLED}),
-    S.PUBLISHING: frozenset({S.PUBLISHED, S.READY, S.APPROVED, S.FAILED, S.UNKNOWN}),
+    S.PUBLISHING: frozenset(
+        {S.PUBLISHED, S.READY, S.APPROVED, S.FAILED, S.UNKNOWN, S.PREVIEW_ONLY}
+    ),
     S.PUBLISHED: frozenset(),
-    S.FAILED: frozenset({S.GENERATING, S.RENDERING, S.PUBLISHING, S.CANCELLED}),
-    S.UNKNOWN: frozenset({S.PUBLISHED, S.FAILED, S.PUBLISHING}),
+    # PUBLISHED: a person finds on the account a post that failed while it may have been out.
+    S.FAILED: frozenset({S.GENERATING, S.RENDERING, S.PUBLISHING, S.PUBLISHED, S.CANCELLED}),
+    # A post that may be out is settled by a person, never published again as it is.
+    S.UNKNOWN: frozenset({S.PUBLISHED, S.FAILED}),
     S.MISSED: frozenset({S.PLANNED, S.CANCELLED}),
     S.CANCELLED: frozenset(),
+    S.PREVIEW_ONLY: frozenset({S.GENERATING, S.PUBLISHING, S.CANCELLED}),
 }
 
 # A worker holds a lease while in these; the reconciler returns an expired one to the left.

@@ -25,6 +25,7 @@ RylaError
 │   ├── AuthExpired             the target needs re-authorisation; its posts wait
 │   ├── QuotaExceeded           the target's window is full; retried at ``retry_at``
 │   ├── OutcomeUnknown          it may or may not be out there: a person decides
+│   ├── PreviewHeld             placeholder images, a target that takes none: the post waits
 │   └── TargetUnusable          nothing was sent: the target needs a person
 ├── NotifyError             a notification could not be delivered (``notify``)
 │   ├── NotDelivered        it surely did not arrive; ``retry`` says whether another try may
@@ -55,6 +56,7 @@ __all__ = [
     "PermanentError",
     "PermanentPublishError",
     "PlanError",
+    "PreviewHeld",
     "PromptError",
     "PublishError",
     "QuotaExceeded",
@@ -192,6 +194,10 @@ class QuotaExceeded(PublishError):
 
 class OutcomeUnknown(PublishError):
     """The external effect cannot be verified; never repeat it automatically."""
+
+
+class PreviewHeld(PublishError):
+    """The images are the preview generator's placeholders and the target takes none."""
 
 
 class TargetUnusable(PublishError):

@@ -50,6 +50,9 @@ class Settings(BaseSettings):
 
     tick_seconds: float = Field(15.0, gt=0, le=300)
     lease_seconds: int = Field(600, ge=10)
+    # A claim no worker has started comes back this long after it was due (its own publish
+    # time for a publish claimed ahead): a dead worker's or a lost message's claims return fast.
+    claim_grace_seconds: int = Field(10, ge=1, le=600)
     max_attempts: int = Field(3, ge=1, le=20)
     publish_ahead_seconds: int = Field(120, ge=0, le=300)
     grace_seconds: int = Field(900, ge=0)
@@ -63,6 +66,12 @@ class Settings(BaseSettings):
     claim_batch: int = Field(200, ge=1, le=10_000)
     redis_visibility_timeout: int = Field(3600, ge=60)
     gpu_cost_per_hour: float = Field(0.0, ge=0)
+    # Throttled publishes wait without spending a try, this long at first (when the target does
+    # not say), and give up this long after the post was due.
+    throttle_wait_seconds: float = Field(60.0, gt=0, le=3600)
+    throttle_budget_seconds: int = Field(3600, ge=0, le=7 * 86_400)
+    # How long one HTTP call to a publish target may take before its answer counts as lost.
+    http_timeout_seconds: float = Field(30.0, gt=0, le=300)
     # Instagram container polling: first pause and cap, in seconds (back-off doubles between).
     graph_poll_first_delay: float = Field(1.0, gt=0, le=60)
     graph_poll_max_delay: float = Field(30.0, gt=0, le=300)

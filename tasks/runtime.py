@@ -31,7 +31,9 @@ _state: dict[str, object] = {}
 def build_runtime(settings: Settings, *, actor: str) -> Runtime:
     factory = make_session_factory(make_engine(settings))
     # One HTTP client per process: connection reuse, and bounded waits on every call.
-    client = httpx.Client(timeout=httpx.Timeout(30.0, connect=5.0), follow_redirects=False)
+    client = httpx.Client(
+        timeout=httpx.Timeout(settings.http_timeout_seconds, connect=5.0), follow_redirects=False
+    )
     install_log_scrubber()
     # httpx logs every request URL at INFO; webhook URLs are secrets (their path is the key).
     logging.getLogger("httpx").setLevel(logging.WARNING)

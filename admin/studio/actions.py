@@ -11,7 +11,7 @@ import hashlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, select
@@ -24,12 +24,12 @@ from models import IdempotentRequest, Post
 from pipeline.errors import InputError
 from pipeline.steps.claims import Dispatch
 from pipeline.steps.moves import Step
+from pipeline.steps.resolve import Answer, resolve_unknown
 from pipeline.steps.triggers import (
     approve,
     cancel,
     edit_caption,
     reject,
-    resolve_unknown,
     trigger,
 )
 
@@ -79,17 +79,41 @@ def perform(
     elif action.name == "resolve":
         if action.published is None:
             raise InputError("published is missing: say whether the post is on the account")
-        resolve_unknown(
-            session,
-            post_id,
-            published=action.published,
-            external_id=action.media_id,
-            now=now,
-            actor=actor,
-        )
+        _resolve(session, studio, post_id, action, now=now, actor=actor)
     else:
         raise InputError(f"unknown action {action.name!r}: use {', '.join(ACTION_NAMES)}")
     return []
+
+
+def _resolve(
+    session: Session,
+    studio: Studio,
+    post_id: int,
+    action: ActionIn,
+    *,
+    now: datetime,
+    actor: str,
+) -> None:
+    """Instagram is asked first; an answer that contradicts it changes nothing and says why."""
+    import httpx
+
+    from pipeline.publishers import build_publisher
+
+    settings = studio.settings
+    timeout = httpx.Timeout(settings.http_timeout_seconds, connect=5.0)
+    with httpx.Client(timeout=timeout) as client:
+        outcome = resolve_unknown(
+            session,
+            post_id,
+            answer=Answer(action.published, action.media_id),
+            publisher_factory=lambda target: build_publisher(
+                target, settings=settings, clock=studio.clock, client=client
+            ),
+            now=now,
+            actor=actor,
+        )
+    if outcome.status is None:
+        raise InputError(outcome.message)
 
 
 class Replayed(Exception):

@@ -45,7 +45,16 @@ def _post_lines(session: Session, now: datetime) -> list[NeedsPerson]:
         lines.append(
             NeedsPerson(
                 f"{len(unknown)} post(s) may or may not be out: {_ids(unknown)}",
-                "check the account, then `ryla post resolve ID --published` or `--not-published`",
+                "`ryla post resolve ID` asks Instagram and records what it says",
+            )
+        )
+    if held := _post_ids(session, S.PREVIEW_ONLY, None):
+        lines.append(
+            NeedsPerson(
+                f"{len(held)} post(s) hold placeholder images, kept from Instagram and webhooks: "
+                f"{_ids(held)}",
+                "`ryla post generate ID` where Z-Image runs, or a target added with "
+                "--accept-previews",
             )
         )
     if failed := _post_ids(session, S.FAILED, now - RECENT):

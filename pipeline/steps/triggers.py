@@ -1,5 +1,5 @@
 """What people do to a post by hand: run a step now, approve or reject it, cancel it, edit its
-caption.
+caption (settling an unknown post lives in ``resolve``).
 
 Each checks the post's state first and says, in one line, why a request does not apply.
 """
@@ -15,16 +15,25 @@ from models import AttemptStatus, Post, PostEvent, PostStatus, PublishAttempt, c
 from pipeline.captions import MAX_CAPTION_CHARS, check_caption
 from pipeline.errors import CaptionError, InputError
 from pipeline.settings import Settings
+from pipeline.steps.attempts import attempt_in_doubt
 from pipeline.steps.claims import Dispatch, claim, claim_due
 from pipeline.steps.moves import Step, move
 
-__all__ = ["approve", "cancel", "edit_caption", "reject", "resolve_unknown", "trigger"]
+__all__ = ["approve", "cancel", "edit_caption", "reject", "trigger"]
 
 S = PostStatus
 TRIGGER_FROM: dict[Step, tuple[PostStatus, ...]] = {
-    Step.GENERATE: (S.PLANNED, S.FAILED, S.GENERATED, S.READY, S.AWAITING_APPROVAL),
+    Step.GENERATE: (
+        S.PLANNED,
+        S.FAILED,
+        S.GENERATED,
+        S.READY,
+        S.AWAITING_APPROVAL,
+        S.PREVIEW_ONLY,
+    ),
     Step.RENDER: (S.GENERATED, S.FAILED, S.READY, S.AWAITING_APPROVAL),
-    Step.PUBLISH: (S.READY, S.APPROVED, S.FAILED, S.UNKNOWN),
+    # From preview_only once its target accepts previews; the publish step checks again.
+    Step.PUBLISH: (S.READY, S.APPROVED, S.FAILED, S.PREVIEW_ONLY),
 }
 
 
@@ -41,6 +50,7 @@ def trigger(
     """Claim ``step`` for the post right away (a person's retry starts with fresh attempts)."""
     post = _post(session, post_id)
     allowed = TRIGGER_FROM[step]
+    _refuse_if_may_be_out(session, post, step)
     if post.status not in allowed:
         raise InputError(
             f"post {post_id} is {post.status}: {step} applies to posts that are "
@@ -54,7 +64,7 @@ def trigger(
         step=step,
         expected=post.status,
         now=now,
-        lease_seconds=settings.lease_seconds,
+        grace_seconds=settings.claim_grace_seconds,
         actor=actor,
     )
     # New images need a new approval; a person's retry starts with fresh tries.
@@ -65,8 +75,29 @@ def trigger(
     return dispatch
 
 
+def _refuse_if_may_be_out(session: Session, post: Post, step: Step) -> None:
+    """The rule: a post whose media_publish may have reached the target is never sent again
+    through a new attempt (a new container) nor given new images, whatever state it shows.
+
+    An open attempt in doubt is resumed by a publish (it asks the same container first).
+    """
+    doubt = attempt_in_doubt(session, post.id)
+    resumable = step is Step.PUBLISH and doubt is not None and doubt.status is AttemptStatus.STARTED
+    if post.status is not S.UNKNOWN and (doubt is None or resumable):
+        return
+    sent = f" (container {doubt.publish_requested} was sent for publishing)" if doubt else ""
+    again = "publishing it again could post it twice"
+    if step is not Step.PUBLISH:
+        again = "new images cannot replace what may be out"
+    settle = f"`ryla post resolve {post.id}` asks Instagram and records what it says"
+    if doubt is not None and doubt.status is AttemptStatus.STARTED:
+        settle = f"let that publish settle first (`ryla post show {post.id}`)"
+    raise InputError(f"post {post.id} may already be on Instagram{sent}: {again}; {settle}")
+
+
 def _supersede_open_attempt(session: Session, post: Post, now: datetime) -> None:
-    """New images make an unfinished publish of the old ones moot, unless it may be out."""
+    """New images make an unfinished publish of the old ones moot (one that may be out was
+    refused before)."""
     attempt = session.scalars(
         select(PublishAttempt).where(
             PublishAttempt.post_id == post.id, PublishAttempt.status == AttemptStatus.STARTED
@@ -74,11 +105,6 @@ def _supersede_open_attempt(session: Session, post: Post, now: datetime) -> None
     ).first()
     if attempt is None:
         return
-    if attempt.publish_requested:
-        raise InputError(
-            f"post {post.id} may already be out (container {attempt.publish_requested} was "
-            f"sent for publishing): let that publish settle first (`ryla post show {post.id}`)"
-        )
     attempt.status = AttemptStatus.FAILED
     attempt.finished_at = now
     attempt.error = "superseded: the post is being generated or rendered again"
@@ -105,6 +131,12 @@ def approve(
 
 def cancel(session: Session, post_id: int, *, actor: str, reason: str = "") -> None:
     post = _post(session, post_id)
+    if doubt := attempt_in_doubt(session, post_id):
+        raise InputError(
+            f"post {post_id} may already be on Instagram (container {doubt.publish_requested} "
+            "was sent for publishing): it cannot be cancelled; let that publish settle "
+            f"(`ryla post show {post_id}`)"
+        )
     if not can_move(post.status, S.CANCELLED) or not move(
         session,
         post_id,
@@ -115,44 +147,6 @@ def cancel(session: Session, post_id: int, *, actor: str, reason: str = "") -> N
         values={"lease_owner": None, "lease_expires_at": None},
     ):
         raise InputError(f"post {post_id} is {post.status} and can no longer be cancelled")
-
-
-def resolve_unknown(
-    session: Session,
-    post_id: int,
-    *,
-    published: bool,
-    external_id: str | None,
-    now: datetime,
-    actor: str,
-) -> None:
-    """A person checked the account: the post is out (with its media id) or it is not."""
-    post = _post(session, post_id)
-    if post.status is not S.UNKNOWN:
-        raise InputError(f"post {post_id} is {post.status}: only unknown posts need resolving")
-    if published:
-        move(
-            session,
-            post_id,
-            expected=S.UNKNOWN,
-            to=S.PUBLISHED,
-            actor=actor,
-            detail="confirmed published by a person",
-            values={"published_at": now, "external_id": external_id or post.external_id},
-        )
-    else:
-        move(
-            session,
-            post_id,
-            expected=S.UNKNOWN,
-            to=S.FAILED,
-            actor=actor,
-            detail="confirmed not published by a person",
-            values={
-                "last_error": "not published (confirmed by a person); "
-                f"`ryla post publish {post_id}` sends it again"
-            },
-        )
 
 
 MAX_NOTE_CHARS = 1000

@@ -56,7 +56,7 @@ def _claim_first_evening_slot(session: Session) -> int:
         step=Step.GENERATE,
         expected=S.PLANNED,
         now=NOW,
-        lease_seconds=60,
+        grace_seconds=60,
         actor="t",
     )
     return post_id
