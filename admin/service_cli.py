@@ -5,6 +5,7 @@ Each logs what it does; Ctrl-C (SIGINT) or SIGTERM stops it cleanly.
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
 
@@ -15,6 +16,8 @@ from admin.processes import EMBEDDED_WORKERS, start_workers, stop_workers
 from pipeline.generators import active_generator
 
 __all__ = ["beat", "run", "serve", "worker"]
+
+log = logging.getLogger(__name__)
 
 
 @click.command()
@@ -98,10 +101,11 @@ def worker(
             f"unknown queue {unknown[0] if unknown else queues!r}: choose from {', '.join(QUEUES)}"
         )
     obj.require_schema()
+    # Logged, not printed: a worker's output is its log (JSON lines with RYLA_LOG_FORMAT=json).
     if "gpu" in wanted:
-        click.echo(active_generator(obj.settings).line)
+        log.info("%s", active_generator(obj.settings).line)
     else:
-        click.echo("generator: none here (this worker does not take the gpu queue)")
+        log.info("generator: none here (this worker does not take the gpu queue)")
     start_worker(
         obj.settings, queues=wanted, concurrency=concurrency, gpu=gpu, pool=pool, name=name
     )
@@ -134,7 +138,7 @@ def run(obj: CliContext) -> None:
     from tasks.beat import run_beat
 
     migrate(obj.settings)
-    click.echo(active_generator(obj.settings).line)
+    log.info("%s", active_generator(obj.settings).line)
     procs = start_workers(EMBEDDED_WORKERS)
     click.echo(f"running on {obj.settings.data_dir} — Ctrl-C to stop")
     try:

@@ -147,7 +147,7 @@ def plan(
         return [
             add_post(
                 s,
-                at=now + timedelta(seconds=start + i * spacing),
+                at=now + timedelta(seconds=start + i * (spacing or 0.01)),  # one per instant
                 **{"caption_text": f"case {marker} #{i}", **kwargs},  # type: ignore[arg-type]
             )
             for i in range(count)
