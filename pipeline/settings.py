@@ -18,6 +18,7 @@ from pipeline.errors import SettingsError
 __all__ = [
     "GeneratorChoice",
     "LogFormat",
+    "MemoryModeSetting",
     "Settings",
     "SettingsError",
     "get_settings",
@@ -36,6 +37,13 @@ class GeneratorChoice(StrEnum):
     AUTO = "auto"
     ZIMAGE = "zimage"
     PREVIEW = "preview"
+
+
+class MemoryModeSetting(StrEnum):
+    AUTO = "auto"
+    FULL = "full"
+    BALANCED = "balanced"
+    LOW = "low"
 
 
 class Settings(BaseSettings):
@@ -94,7 +102,14 @@ class Settings(BaseSettings):
     zimage_model_id: str = "Tongyi-MAI/Z-Image-Turbo"
     zimage_revision: str | None = None
     zimage_path: Path | None = None
-    zimage_memory_mode: str = "auto"  # auto | full | offload
+    # full (~22 GiB), balanced (16 GiB cards), low (4 GiB), or auto: the fastest that fits.
+    zimage_memory_mode: MemoryModeSetting = MemoryModeSetting.AUTO
+    # Compile the transformer's blocks on CUDA; the worker compiles every size before it is ready.
+    zimage_compile: bool = True
+    # Compiled kernels kept across restarts; unset: <data_dir>/compile-cache.
+    zimage_compile_cache_dir: Path | None = None
+    # Images per pipeline call at most; the free GPU memory may allow fewer.
+    zimage_max_batch: int = Field(2, ge=1, le=4)
     # Run Z-Image on the CPU (float32): only for tests and dry runs with tiny weights.
     zimage_allow_cpu: bool = False
 
@@ -102,6 +117,16 @@ class Settings(BaseSettings):
     @classmethod
     def _absolute_data_dir(cls, value: Path) -> Path:
         return value.expanduser().resolve()
+
+    @field_validator("zimage_memory_mode", mode="before")
+    @classmethod
+    def _offload_was_replaced(cls, value: object) -> object:
+        if isinstance(value, str) and value.strip().lower() == "offload":
+            raise ValueError(
+                "offload was removed (12 s an image): use balanced for 16 GB cards, low for "
+                "4 GB cards, or auto"
+            )
+        return value
 
     @field_validator("secret_key")
     @classmethod

@@ -1,225 +1,65 @@
 """The ``zimage`` generator: Z-Image-Turbo through diffusers' ZImagePipeline, warm on one GPU.
 
-Loaded once per process; batched by size and LoRA; every image carries its provenance and cost.
+Loaded once per process and warmed up for every format's size before it takes work; batched by
+size and LoRA; every image carries its provenance and cost.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import diffusers
 import torch
 from diffusers import ZImagePipeline
-from huggingface_hub import snapshot_download
-from huggingface_hub.errors import HfHubHTTPError
+from diffusers.models.transformers.transformer_z_image import SEQ_MULTI_OF
 
-from pipeline.errors import GenerationError, WeightsMissing
+from pipeline.errors import GenerationError
 from pipeline.generators.base import GeneratedImage, GenerationRequest
-from pipeline.generators.zimage_device import (
-    GpuTimer,
-    MemoryMode,
-    choose_memory_mode,
-    cuda_device_count,
-    device_name,
-    execution_device,
-    place_pipeline,
-    set_vae_tiling,
+from pipeline.generators.zimage_compile import CompileCounters
+from pipeline.generators.zimage_device import GpuTimer, execution_device, set_vae_tiling
+from pipeline.generators.zimage_memory import free_memory_gib
+from pipeline.generators.zimage_plan import RuntimePlan, plan_runtime
+from pipeline.generators.zimage_warm import (
+    GUIDANCE_SCALE,
+    NUM_INFERENCE_STEPS,
+    WarmPipeline,
+    prepare,
+    run_pipeline,
 )
-from pipeline.generators.zimage_lora import LoraAdapters
+from pipeline.generators.zimage_weights import availability, download_weights, resolve_weights
 from pipeline.settings import Settings
 
 __all__ = [
     "GUIDANCE_SCALE",
-    "MAX_BATCH",
+    "MAX_CAPTION_TOKENS",
     "NUM_INFERENCE_STEPS",
     "ZImageGenerator",
     "availability",
+    "caption_length",
     "download_weights",
     "resolve_weights",
 ]
 
 log = logging.getLogger(__name__)
 
-# diffusers >= 0.39 counts steps as transformer evaluations: 8 gives the 8 forwards that the model
-# card's "9 steps" meant on older releases (9 now runs 9, on a different schedule).
-NUM_INFERENCE_STEPS = 8
-# Turbo is distilled to run without classifier-free guidance. The pipeline defaults to 5.0, and any
-# value > 0 turns CFG on: the batch doubles and so does the work. Always pass 0.0.
-GUIDANCE_SCALE = 0.0
-# Images per pipeline call; more buys little throughput at 1 MP and risks the memory headroom.
-MAX_BATCH = 4
+# The pipeline's default max_sequence_length: longer captions are cut there.
+MAX_CAPTION_TOKENS = 512
 
-_PARTS = ("scheduler", "text_encoder", "tokenizer", "transformer", "vae")
-_WEIGHTED_PARTS = ("text_encoder", "transformer", "vae")
-_DOWNLOAD_PATTERNS = ["model_index.json", *(f"{part}/*" for part in _PARTS)]
-_HOW_TO_GET = (
-    "run `ryla model download` on a machine with internet (then copy the Hugging Face cache "
-    "or the folder here), or set RYLA_ZIMAGE_PATH to a folder holding the weights"
-)
-
-
-# --- weights ---------------------------------------------------------------------------------
-
-
-def _missing_shards(part: Path) -> list[str]:
-    missing = []
-    for index in part.glob("*.safetensors.index.json"):
-        shards = set(json.loads(index.read_text()).get("weight_map", {}).values())
-        missing += [name for name in sorted(shards) if not (part / name).exists()]
-    return missing
-
-
-def _incomplete(folder: Path) -> str | None:
-    """What is missing from a weights folder, or None when it looks complete."""
-    if not (folder / "model_index.json").is_file():
-        return "no model_index.json"
-    for part in _PARTS:
-        if not (folder / part).is_dir():
-            return f"no {part}/ folder"
-    for part in _WEIGHTED_PARTS:
-        if not any((folder / part).glob("*.safetensors")):
-            return f"no {part}/*.safetensors"
-        if missing := _missing_shards(folder / part):
-            return f"{part}/ lacks {len(missing)} shard(s), e.g. {missing[0]}"
-    return None
-
-
-def _cached_snapshot(settings: Settings) -> Path:
-    repo = f"{settings.zimage_model_id}@{settings.zimage_revision or 'main'}"
-    try:
-        folder = snapshot_download(
-            settings.zimage_model_id,
-            revision=settings.zimage_revision,
-            allow_patterns=_DOWNLOAD_PATTERNS,
-            local_files_only=True,  # never reaches the network: the cache either has it or not
-        )
-    except (OSError, ValueError) as exc:
-        raise WeightsMissing(
-            f"Z-Image weights {repo} are not in the Hugging Face cache: {_HOW_TO_GET}"
-        ) from exc
-    return Path(folder)
-
-
-def resolve_weights(settings: Settings) -> tuple[Path, str | None]:
-    """The local weights folder and its revision, or WeightsMissing saying how to get them."""
-    if settings.zimage_path is not None:
-        folder, revision = settings.zimage_path.expanduser(), settings.zimage_revision
-        where = f"RYLA_ZIMAGE_PATH={folder}"
-    else:
-        folder = _cached_snapshot(settings)
-        revision = folder.name  # the snapshot folder is named after the commit: exact provenance
-        where = f"{settings.zimage_model_id} in the Hugging Face cache ({folder})"
-    if problem := _incomplete(folder):
-        raise WeightsMissing(
-            f"Z-Image weights at {where} are incomplete ({problem}): {_HOW_TO_GET}"
-        )
-    return folder, revision
-
-
-def availability(settings: Settings) -> tuple[bool, str]:
-    """Whether this process can run Z-Image (a CUDA GPU and local weights), and why not.
-
-    Fork-safe: asks NVML for the GPU count and reads the disk, so no CUDA context is created.
-    """
-    count = cuda_device_count()
-    if not count:
-        return False, "no CUDA device is visible"
-    try:
-        folder, _ = resolve_weights(settings)
-    except WeightsMissing as exc:
-        return False, str(exc)
-    return True, f"{count} CUDA device(s), weights in {folder}"
-
-
-def download_weights(settings: Settings) -> Path:
-    """Fetch the settings' repo id and revision into RYLA_ZIMAGE_PATH, or else the HF cache."""
-    local_dir = settings.zimage_path.expanduser() if settings.zimage_path else None
-    repo = f"{settings.zimage_model_id}@{settings.zimage_revision or 'main'}"
-    try:
-        folder = Path(
-            snapshot_download(
-                settings.zimage_model_id,
-                revision=settings.zimage_revision,
-                allow_patterns=_DOWNLOAD_PATTERNS,
-                local_dir=local_dir,
-            )
-        )
-    except (HfHubHTTPError, OSError, ValueError) as exc:
-        raise GenerationError(
-            f"could not download {repo}: {exc}; check the network, the repo id and HF_TOKEN"
-        ) from exc
-    if problem := _incomplete(folder):
-        raise GenerationError(f"downloaded {repo} to {folder} but it is incomplete ({problem})")
-    log.info("zimage: weights %s in %s", repo, folder)
-    return folder
-
-
-# --- the warm pipeline -----------------------------------------------------------------------
-
-
-@dataclass
-class _Warm:
-    """A loaded pipeline and what is recorded about it on every image."""
-
-    pipeline: Any
-    loras: LoraAdapters
-    device: torch.device
-    memory_mode: MemoryMode
-    model_id: str
-    model_revision: str | None
-    model_path: str | None
-    dtype: str
-    gpu_name: str | None
-    load_seconds: float
-
-
-_SHARED: dict[tuple[str, str], _Warm] = {}
+_SHARED: dict[tuple[object, ...], WarmPipeline] = {}
 _SHARED_LOCK = threading.Lock()
 
 
-def _warm_up(
-    pipeline: Any, settings: Settings, device: torch.device, source: dict[str, Any]
-) -> _Warm:
+def _plan(settings: Settings, device: torch.device) -> RuntimePlan:
+    free, total = free_memory_gib(device)  # asked before any weight reaches the GPU
+    return plan_runtime(settings, device_type=device.type, free_gib=free, total_gib=total)
+
+
+def _load_from_disk(settings: Settings) -> WarmPipeline:
     started = time.perf_counter()
-    mode, why = choose_memory_mode(settings.zimage_memory_mode, device)
-    if pipeline is None:
-        # bf16 on a GPU; the CPU path (tests, dry runs) computes in float32.
-        dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
-        pipeline = ZImagePipeline.from_pretrained(
-            source["model_path"], dtype=dtype, local_files_only=True
-        )
-    place_pipeline(pipeline, mode, device)
-    pipeline.set_progress_bar_config(disable=True)
-    warm = _Warm(
-        pipeline=pipeline,
-        loras=LoraAdapters(pipeline),
-        device=device,
-        memory_mode=mode,
-        dtype=str(pipeline.transformer.dtype).removeprefix("torch."),
-        gpu_name=device_name(device),
-        load_seconds=time.perf_counter() - started,
-        **source,
-    )
-    log.info(
-        "zimage: ready in %.1f s on %s (%s), memory mode %s (%s), %s weights",
-        warm.load_seconds,
-        device,
-        warm.gpu_name,
-        mode,
-        why,
-        warm.dtype,
-    )
-    return warm
-
-
-def _load_from_disk(settings: Settings) -> _Warm:
     folder, revision = resolve_weights(settings)
     device = execution_device()
     if device.type != "cuda" and not settings.zimage_allow_cpu:
@@ -227,71 +67,124 @@ def _load_from_disk(settings: Settings) -> _Warm:
             "Z-Image needs a CUDA GPU and this process sees none (check CUDA_VISIBLE_DEVICES "
             "and the driver), or set RYLA_GENERATOR=preview for placeholders"
         )
-    source = {
-        "model_id": settings.zimage_model_id,
-        "model_revision": revision,
-        "model_path": str(folder),
-    }
-    return _warm_up(None, settings, device, source)
+    plan = _plan(settings, device)
+    # bf16 on a GPU; the CPU path (tests, dry runs) computes in float32.
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    pipeline = ZImagePipeline.from_pretrained(folder, dtype=dtype, local_files_only=True)
+    source = {"model_id": settings.zimage_model_id, "model_revision": revision}
+    return prepare(
+        pipeline,
+        settings=settings,
+        device=device,
+        plan=plan,
+        source=source | {"model_path": str(folder)},
+        started=started,
+    )
 
 
-def _shared_pipeline(settings: Settings) -> _Warm:
+def _shared_pipeline(settings: Settings) -> WarmPipeline:
     """One warm pipeline per process and weights, however many generator objects ask for it."""
-    key = (str(settings.zimage_path or settings.zimage_model_id), settings.zimage_memory_mode)
+    key = (
+        str(settings.zimage_path or settings.zimage_model_id),
+        settings.zimage_memory_mode,
+        settings.zimage_compile,
+        settings.zimage_max_batch,
+    )
     with _SHARED_LOCK:
         if key not in _SHARED:
             _SHARED[key] = _load_from_disk(settings)
         return _SHARED[key]
 
 
-def _batches(requests: list[GenerationRequest]) -> Iterator[list[int]]:
-    """Indices of requests that can share one call: same size and same LoRA at the same scale."""
-    groups: dict[tuple[int, int, str | None, float], list[int]] = {}
+def caption_length(pipeline: Any, prompt: str) -> int:
+    """The caption's length as the transformer sees it: the pipeline's chat template, cut at 512
+    tokens, padded up to a multiple of 32."""
+    text = pipeline.tokenizer.apply_chat_template(
+        [{"role": "user", "content": prompt}],
+        tokenize=False,
+        add_generation_prompt=True,
+        enable_thinking=True,
+    )
+    tokens = len(pipeline.tokenizer(text, max_length=MAX_CAPTION_TOKENS, truncation=True).input_ids)
+    return -(-tokens // SEQ_MULTI_OF) * SEQ_MULTI_OF
+
+
+def _batches(
+    requests: list[GenerationRequest], max_batch: int, pipeline: Any
+) -> Iterator[list[int]]:
+    """Indices of requests that can share one call: same size, same LoRA at the same scale, and
+    captions of the same padded length.
+
+    diffusers masks the padding of shorter captions correctly (a float32 test shows batch and
+    single calls agree to 1e-6), but a mask costs: on CUDA the attention cannot use its flash
+    kernel, and the compiled blocks need a masked variant of every graph. Equal lengths need no
+    mask; carousels (one caption, several seeds) always qualify. Groups beyond ``max_batch`` are
+    split, never padded: a padded image costs as much as a real one, and every batch size up to
+    the limit was compiled during the warm-up.
+    """
+    groups: dict[tuple[int, int, str | None, float, int], list[int]] = {}
     for index, request in enumerate(requests):
-        key = (request.width, request.height, request.lora_path, request.lora_scale)
+        length = caption_length(pipeline, request.prompt)
+        key = (request.width, request.height, request.lora_path, request.lora_scale, length)
         groups.setdefault(key, []).append(index)
     for indices in groups.values():
-        for start in range(0, len(indices), MAX_BATCH):
-            yield indices[start : start + MAX_BATCH]
+        for start in range(0, len(indices), max_batch):
+            yield indices[start : start + max_batch]
 
 
 class ZImageGenerator:
-    """Z-Image-Turbo on this process's GPU; ``pipeline`` injects a ready one (tests, benchmarks)."""
+    """Z-Image-Turbo on this process's GPU.
+
+    ``pipeline`` injects a built one (tests, benchmarks) and ``plan`` how to run it; by default
+    both come from the settings, the device and its free memory.
+    """
 
     name = "zimage"
 
-    def __init__(self, settings: Settings, pipeline: Any = None) -> None:
+    def __init__(
+        self, settings: Settings, pipeline: Any = None, plan: RuntimePlan | None = None
+    ) -> None:
         self._settings = settings
         self._injected = pipeline
-        self._warm: _Warm | None = None
+        self._plan = plan
+        self._warm: WarmPipeline | None = None
 
     def load(self) -> None:
-        """Load the weights and place them per the memory mode; later calls return at once."""
+        """Load, place, compile and warm up; later calls return at once."""
         if self._warm is not None:
             return
         if self._injected is None:
             self._warm = _shared_pipeline(self._settings)
             return
-        source = {"model_id": "injected", "model_revision": None, "model_path": None}
-        self._warm = _warm_up(self._injected, self._settings, execution_device(), source)
+        device = execution_device()
+        self._warm = prepare(
+            self._injected,
+            settings=self._settings,
+            device=device,
+            plan=self._plan or _plan(self._settings, device),
+            source={"model_id": "injected", "model_revision": None, "model_path": None},
+            started=time.perf_counter(),
+        )
 
     @property
     def pipeline(self) -> Any:
         return self._loaded().pipeline
 
     @property
-    def memory_mode(self) -> MemoryMode:
-        return self._loaded().memory_mode
+    def warm(self) -> WarmPipeline:
+        """The set-up pipeline, its plan and how it got ready (loads on first use)."""
+        return self._loaded()
 
     def generate(self, requests: list[GenerationRequest]) -> list[GeneratedImage]:
         """One image per request, in order; batch members match what each would give alone."""
         results: dict[int, GeneratedImage] = {}
-        for indices in _batches(requests):
+        warm = self._loaded()
+        for indices in _batches(requests, warm.plan.max_batch, warm.pipeline):
             images = self._generate_batch([requests[index] for index in indices])
             results.update(zip(indices, images, strict=True))
         return [results[index] for index in range(len(requests))]
 
-    def _loaded(self) -> _Warm:
+    def _loaded(self) -> WarmPipeline:
         self.load()
         assert self._warm is not None
         return self._warm
@@ -300,8 +193,19 @@ class ZImageGenerator:
         warm, first = self._loaded(), batch[0]
         lora = warm.loras.activate(first.lora_path, first.lora_scale)
         tiled = set_vae_tiling(warm.pipeline, first.width, first.height)
+        before = CompileCounters.now()
         with GpuTimer(warm.device) as timer:
             images = self._call_pipeline(warm, batch)
+        compiled = CompileCounters.now().since(before).graphs
+        if compiled:
+            log.warning(
+                "zimage: %d graph(s) compiled while a post waited (%dx%d, batch %d): the "
+                "warm-up missed this shape",
+                compiled,
+                first.width,
+                first.height,
+                len(batch),
+            )
         log.info(
             "zimage: %d image(s) %dx%d in %.2f s (%.2f s/image), peak GPU memory %s GiB",
             len(batch),
@@ -311,40 +215,41 @@ class ZImageGenerator:
             timer.seconds / len(batch),
             _round(timer.peak_gib, 2),
         )
-        shared = {"lora": lora, "vae_tiling": tiled, "batch_size": len(batch)}
+        shared = {
+            "lora": lora,
+            "vae_tiling": tiled,
+            "batch_size": len(batch),
+            "graphs_compiled_during_call": compiled,
+        }
         return [
             GeneratedImage(image=image, meta=self._meta(warm, request, timer, shared))
             for request, image in zip(batch, images, strict=True)
         ]
 
-    def _call_pipeline(self, warm: _Warm, batch: list[GenerationRequest]) -> list[Any]:
-        # A CPU generator per image: the noise depends on its seed only, not on the batch or card.
-        generators = [torch.Generator("cpu").manual_seed(request.seed) for request in batch]
+    def _call_pipeline(self, warm: WarmPipeline, batch: list[GenerationRequest]) -> list[Any]:
         first = batch[0]
+        where = f"{first.width}x{first.height}, batch {len(batch)}, memory mode {warm.plan.mode}"
         try:
-            output = warm.pipeline(
-                prompt=[request.prompt for request in batch],
-                height=first.height,
-                width=first.width,
-                num_inference_steps=NUM_INFERENCE_STEPS,
-                guidance_scale=GUIDANCE_SCALE,  # also why negative prompts are not passed: no CFG
-                generator=generators,
-                output_type="pil",
+            return run_pipeline(
+                warm,
+                [request.prompt for request in batch],
+                [request.seed for request in batch],
+                (first.width, first.height),
             )
         except torch.cuda.OutOfMemoryError as exc:
             raise GenerationError(
-                f"out of GPU memory at {first.width}x{first.height}, batch {len(batch)}, memory "
-                f"mode {warm.memory_mode}: set RYLA_ZIMAGE_MEMORY_MODE=offload or use a bigger GPU"
+                f"out of GPU memory at {where}: set RYLA_ZIMAGE_MEMORY_MODE=balanced (16 GB "
+                "cards) or low (4 GB), RYLA_ZIMAGE_MAX_BATCH=1, or free the GPU"
             ) from exc
         except RuntimeError as exc:
-            raise GenerationError(
-                f"Z-Image failed at {first.width}x{first.height}, batch {len(batch)}: "
-                f"{_first_line(exc)}"
-            ) from exc
-        return list(output.images)
+            raise GenerationError(f"Z-Image failed at {where}: {_first_line(exc)}") from exc
 
     def _meta(
-        self, warm: _Warm, request: GenerationRequest, timer: GpuTimer, shared: dict[str, Any]
+        self,
+        warm: WarmPipeline,
+        request: GenerationRequest,
+        timer: GpuTimer,
+        shared: dict[str, Any],
     ) -> dict[str, Any]:
         seconds = timer.seconds / shared["batch_size"]  # this image's share of the call
         return {
@@ -361,7 +266,8 @@ class ZImageGenerator:
             "width": request.width,
             "height": request.height,
             **shared,
-            "memory_mode": str(warm.memory_mode),
+            "memory_mode": str(warm.plan.mode),
+            "compiled": warm.plan.compile,
             "duration_s": round(seconds, 4),
             "batch_duration_s": round(timer.seconds, 4),
             "device": str(warm.device),

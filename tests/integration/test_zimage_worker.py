@@ -54,3 +54,8 @@ def test_a_gpu_worker_generates_due_posts_with_zimage(
         assert (meta["width"], meta["height"]) == (1024, 1024)
         assert meta["cost"] is not None and meta["duration_s"] > 0
     assert max(meta["batch_size"] for meta in metas) > 1  # claimed together, generated together
+    # Ready (with its mode and warm-up) before the first image, never after.
+    log = processes.full_logs()
+    ready = log.index("zimage: ready in")
+    assert ready < log.index(" image(s) 1024x1024 in ")
+    assert "memory mode cpu" in log[ready:] and "not compiled (no CUDA" in log[ready:]

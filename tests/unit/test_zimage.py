@@ -13,57 +13,29 @@ from typing import Any
 
 import numpy as np
 import pytest
-import torch
-from diffusers import ZImagePipeline
-from PIL import Image
 
-from pipeline.errors import GenerationError, WeightsMissing
-from pipeline.generators import zimage, zimage_device
-from pipeline.generators.base import GenerationRequest
+from pipeline.errors import WeightsMissing
+from pipeline.generators import zimage, zimage_device, zimage_weights
 from pipeline.generators.zimage import ZImageGenerator
-from pipeline.generators.zimage_device import MemoryMode
 from pipeline.generators.zimage_lora import LoraAdapters
+from pipeline.generators.zimage_memory import MemoryMode
 from pipeline.generators.zimage_random import build_random_pipeline
 from pipeline.settings import Settings, get_settings
-
-SIZE = 256  # the smallest size a request may ask for; 256 tokens on the tiny transformer
-PROMPT = "ryla_anna, a woman with auburn hair reading in a sunlit cafe, film photo"
-
-
-def request(seed: int = 0, prompt: str = PROMPT, **changes: Any) -> GenerationRequest:
-    fields: dict[str, Any] = {"width": SIZE, "height": SIZE, "lora_path": None}
-    fields |= changes
-    return GenerationRequest(post_id=seed, prompt=prompt, negative_prompt="", seed=seed, **fields)
-
-
-def pixels(image: Image.Image) -> np.ndarray:
-    return np.asarray(image, dtype=np.int16)
-
-
-def max_difference(first: Image.Image, second: Image.Image) -> int:
-    return int(np.abs(pixels(first) - pixels(second)).max())
-
+from tests.zimage_kit import (
+    PROMPT,
+    SIZE,
+    Recorder,
+    max_difference,
+    pixels,
+    request,
+    write_lora_files,
+)
 
 # The top-left 2x4 pixels (RGB) of seed 7 on the tiny preset, torch 2.13 / diffusers 0.42.1, CPU.
 # fmt: off
 PINNED_CORNER = [131, 167, 114, 123, 177, 127, 127, 173, 128, 133, 174, 128,
                  138, 162, 114, 128, 175, 130, 125, 166, 124, 131, 174, 116]
 # fmt: on
-
-
-class Recorder:
-    """The real pipeline, with every call's keyword arguments kept for inspection."""
-
-    def __init__(self, pipeline: Any) -> None:
-        self.wrapped = pipeline
-        self.calls: list[dict[str, Any]] = []
-
-    def __call__(self, **kwargs: Any) -> Any:
-        self.calls.append(kwargs)
-        return self.wrapped(**kwargs)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.wrapped, name)
 
 
 @pytest.fixture
@@ -85,25 +57,7 @@ def generator(settings: Settings, tiny: Any) -> ZImageGenerator:
 
 @pytest.fixture
 def lora_files(tmp_path: Path) -> dict[str, Path]:
-    """Three character LoRAs for the tiny transformer, written by diffusers' own LoRA writer."""
-    # Layer names come from a fresh model: once an adapter is in, peft wraps and renames them.
-    layers = {
-        name: module
-        for name, module in build_random_pipeline("tiny").transformer.named_modules()
-        if isinstance(module, torch.nn.Linear) and ".attention." in name
-    }
-    files = {}
-    for label, seed in (("anna", 1), ("ben", 2), ("cleo", 3)):
-        noise = torch.Generator().manual_seed(seed)
-        state = {}
-        for name, layer in layers.items():
-            state[f"{name}.lora_A.weight"] = torch.randn(4, layer.in_features, generator=noise)
-            state[f"{name}.lora_B.weight"] = torch.randn(layer.out_features, 4, generator=noise)
-        ZImagePipeline.save_lora_weights(
-            tmp_path, transformer_lora_layers=state, weight_name=f"{label}.safetensors"
-        )
-        files[label] = tmp_path / f"{label}.safetensors"
-    return files
+    return write_lora_files(tmp_path)
 
 
 # --- generating ------------------------------------------------------------------------------
@@ -116,7 +70,7 @@ def test_load_then_generate_gives_one_image_per_request_at_its_size(
 
     assert [image.image.size for image in images] == [(SIZE, SIZE), (SIZE + 64, SIZE)]
     assert [image.meta["seed"] for image in images] == [1, 2]
-    assert generator.memory_mode is MemoryMode.CPU
+    assert generator.warm.plan.mode is MemoryMode.CPU
 
 
 def test_load_is_idempotent(generator: ZImageGenerator) -> None:
@@ -143,16 +97,38 @@ def test_different_seeds_give_different_images(generator: ZImageGenerator) -> No
     assert max_difference(one, two) > 10
 
 
-def test_a_batch_matches_each_image_generated_alone(generator: ZImageGenerator) -> None:
-    # Different prompt lengths make the transformer pad and mask: the hard case for equality.
-    batch = [request(3), request(4, prompt="a dog"), request(5, prompt=PROMPT * 2)]
-    together = generator.generate(batch)
-    alone = [generator.generate([one])[0] for one in batch]
+def test_a_carousel_batch_matches_each_image_generated_alone(settings: Settings, tiny: Any) -> None:
+    made = ZImageGenerator(settings.model_copy(update={"zimage_max_batch": 3}), pipeline=tiny)
+    carousel = [request(3), request(4), request(5)]  # one caption, one seed per image
+    together = made.generate(carousel)
+    alone = [made.generate([one])[0] for one in carousel]
 
     assert {image.meta["batch_size"] for image in together} == {3}
     for joint, single in zip(together, alone, strict=True):
-        # Float sums in a padded batch may round one 8-bit level apart, never more.
+        # float32 sums over a batch may round one 8-bit level apart, never more.
         assert max_difference(joint.image, single.image) <= 1
+
+
+def test_captions_of_different_padded_lengths_are_never_batched_together(
+    settings: Settings, tiny: Any
+) -> None:
+    recorder = Recorder(tiny)
+    made = ZImageGenerator(settings.model_copy(update={"zimage_max_batch": 4}), pipeline=recorder)
+    twin = PROMPT.replace("sunlit", "shaded")  # same length in tokens: may share a call
+    batch = [
+        request(1),
+        request(2, prompt="a dog"),
+        request(3, prompt=twin),
+        request(4, prompt=PROMPT * 2),
+    ]
+
+    images = made.generate(batch)
+
+    assert [image.meta["seed"] for image in images] == [1, 2, 3, 4]
+    seeds = [[g.initial_seed() for g in call["generator"]] for call in recorder.calls]
+    assert seeds == [[1, 3], [2], [4]]
+    lengths = [zimage.caption_length(tiny, text) for text in (PROMPT, twin, "a dog", PROMPT * 2)]
+    assert lengths[0] == lengths[1] and len(set(lengths)) == 3
 
 
 def test_requests_are_grouped_by_size_and_lora_and_come_back_in_order(
@@ -365,9 +341,9 @@ def test_availability_needs_both_a_gpu_and_the_weights(
     with_weights = get_settings(data_dir=tmp_path, zimage_path=write_weights(tmp_path / "w"))
     without = get_settings(data_dir=tmp_path, zimage_path=tmp_path / "nothing")
 
-    monkeypatch.setattr(zimage, "cuda_device_count", lambda: 0)
+    monkeypatch.setattr(zimage_weights, "cuda_device_count", lambda: 0)
     assert zimage.availability(with_weights) == (False, "no CUDA device is visible")
-    monkeypatch.setattr(zimage, "cuda_device_count", lambda: 1)
+    monkeypatch.setattr(zimage_weights, "cuda_device_count", lambda: 1)
     usable, reason = zimage.availability(without)
     assert not usable and "RYLA_ZIMAGE_PATH" in reason
     usable, reason = zimage.availability(with_weights)
@@ -383,20 +359,13 @@ def test_download_fetches_the_repo_and_revision_into_the_path(
         asked.update(kwargs, repo_id=repo_id)
         return str(write_weights(kwargs["local_dir"]))
 
-    monkeypatch.setattr(zimage, "snapshot_download", fake_download)
+    monkeypatch.setattr(zimage_weights, "snapshot_download", fake_download)
     target = tmp_path / "weights"
     settings = get_settings(data_dir=tmp_path, zimage_path=target, zimage_revision="v1")
 
     assert zimage.download_weights(settings) == target
     assert (asked["repo_id"], asked["revision"]) == ("Tongyi-MAI/Z-Image-Turbo", "v1")
     assert "transformer/*" in asked["allow_patterns"]
-
-
-def test_memory_mode_follows_the_setting_and_rejects_unknown_values() -> None:
-    cpu = torch.device("cpu")
-    assert zimage_device.choose_memory_mode("offload", cpu)[0] is MemoryMode.CPU
-    with pytest.raises(GenerationError, match="RYLA_ZIMAGE_MEMORY_MODE='fast'"):
-        zimage_device.choose_memory_mode("fast", cpu)
 
 
 def test_vae_tiling_switches_on_above_two_megapixels(tiny: Any) -> None:
