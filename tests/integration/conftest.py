@@ -27,7 +27,20 @@ from pipeline.settings import Settings
 from tasks.app import create_app
 
 PG_ADMIN = os.environ.get("RYLA_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/test")
-REDIS_URL = os.environ.get("RYLA_TEST_REDIS_URL", "redis://127.0.0.1:6379/11")
+
+
+def _redis_url() -> str:
+    """The Redis database these tests may flush: one per pytest-xdist worker (gw0 → 11, gw1 →
+    12 …), so parallel workers never empty each other's queues."""
+    url = os.environ.get("RYLA_TEST_REDIS_URL", "redis://127.0.0.1:6379/11")
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not worker.startswith("gw"):
+        return url
+    base, _, db = url.rpartition("/")
+    return f"{base}/{int(db or 0) + int(worker[2:])}"
+
+
+REDIS_URL = _redis_url()
 
 
 def service_missing(what: str, exc: Exception) -> None:
