@@ -24,6 +24,8 @@ RylaError
 │   ├── QuotaExceeded           the target's window is full; retried at ``retry_at``
 │   ├── OutcomeUnknown          it may or may not be out there: a person decides
 │   └── TargetUnusable          nothing was sent: the target needs a person
+├── Unreachable             the database went away mid-step: nothing settled, no try spent;
+│                           the task resumes the claims it names once the database is back
 └── LeaseLost / InvalidTransition   internal: a run lost its claim / a bug asked for a bad move
 
 Instagram's own subclasses (``GraphThrottled``, ``AnswerLost`` …) live in
@@ -33,6 +35,7 @@ that callers catching those still do.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 
 __all__ = [
@@ -59,6 +62,7 @@ __all__ = [
     "TargetUnusable",
     "Throttled",
     "TransientPublishError",
+    "Unreachable",
     "WeightsMissing",
 ]
 
@@ -166,6 +170,19 @@ class OutcomeUnknown(PublishError):
 
 class TargetUnusable(PublishError):
     """Nothing was sent: the target needs a person (settings, secrets, a new token)."""
+
+
+# --- outages -------------------------------------------------------------------------------
+
+
+class Unreachable(RylaError, RuntimeError):
+    """The database went away while a step ran: nothing could be settled, and nothing should be
+    (the work only waited), so no try is spent. ``resume`` maps each interrupted post to the
+    lease owner to resume under once the database answers again."""
+
+    def __init__(self, resume: Mapping[int, str]) -> None:
+        super().__init__(f"database unreachable: posts {sorted(resume)} resume once it is back")
+        self.resume = dict(resume)
 
 
 # --- internal -------------------------------------------------------------------------------
