@@ -9,11 +9,14 @@ from __future__ import annotations
 import logging
 import os
 import time
+import warnings
 
-from celery.signals import worker_process_init, worker_ready
+from celery.exceptions import CPendingDeprecationWarning
+from celery.signals import celeryd_after_setup, worker_process_init, worker_ready
 
 from pipeline.settings import Settings
 from tasks.app import create_app
+from tasks.broker import OutageLogFilter
 
 __all__ = ["start_worker"]
 
@@ -37,6 +40,7 @@ def start_worker(
         concurrency = 1
         os.environ[_WARM_ENV] = "1"
     app = create_app(settings)
+    _one_line_per_outage()
     if "gpu" in queues:
         # The model loads in the child before it reports "up"; Celery's default 4 s would kill
         # every replacement child (after a time limit or a crash) in a loop.
@@ -61,6 +65,22 @@ def start_worker(
         worker_ready.connect(_warm_generator, weak=False)
         _one_thread_per_process()
     app.worker_main(argv)
+
+
+def _one_line_per_outage() -> None:
+    logging.getLogger("celery.worker.consumer.consumer").addFilter(OutageLogFilter())
+    celeryd_after_setup.connect(_quiet_cancel_warning, weak=False)
+
+
+def _quiet_cancel_warning(**_: object) -> None:
+    # Celery warns at every lost connection that 6.0 will cancel late-ack tasks then; the app
+    # sets that off on purpose (see tasks.app), so the warning says nothing new. Added after
+    # Celery's logging set-up, which asks for all of its warnings "always".
+    warnings.filterwarnings(
+        "ignore",
+        message=r"\s*In Celery 5\.1 we introduced an optional breaking change",
+        category=CPendingDeprecationWarning,
+    )
 
 
 @worker_process_init.connect
