@@ -19,7 +19,7 @@ from admin.influencer_cli import influencer
 from admin.model_cli import model
 from admin.post_cli import post
 from admin.service_cli import beat, run, serve, worker
-from admin.status import print_status
+from admin.status import print_dependencies, print_status
 from admin.target_cli import target
 from pipeline.errors import InputError, PromptError
 
@@ -83,9 +83,17 @@ def _safe_url(url: str) -> str:
 @click.option("--handle", default=None, help="Only this influencer's posts.")
 @click.pass_obj
 def status(obj: CliContext, handle: str | None) -> None:
-    """Posts by state, as a table, and the next ones due."""
-    with obj.session() as session:
-        print_status(session, handle=handle)
+    """Whether the database and broker answer, posts by state, and the next ones due.
+
+    Exits with status 1 when the database or the broker is unreachable.
+    """
+    report = obj.health_check().report()
+    print_dependencies(report, obj.settings)
+    if "database" not in report.unreachable:
+        with obj.session() as session:
+            print_status(session, handle=handle)
+    if not report.ok:
+        raise click.exceptions.Exit(1)
 
 
 @cli.command()

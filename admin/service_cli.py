@@ -1,6 +1,7 @@
 """``ryla worker|beat|run|serve``: the long-running processes.
 
-Each logs what it does; Ctrl-C (SIGINT) or SIGTERM stops it cleanly.
+Each logs what it does; Ctrl-C (SIGINT) or SIGTERM stops it cleanly. None exits because the
+database or the broker went away: they wait, retry, and say so (see ``tasks.app``).
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ import threading
 import click
 
 from admin.context import BadInput, CliContext
-from admin.processes import EMBEDDED_WORKERS, start_workers, stop_workers
+from admin.processes import EMBEDDED_WORKERS, Supervisor, beat_command, worker_command
+from pipeline.health import Watch, database_unreachable, retry_delay
+from pipeline.settings import Settings
 
 __all__ = ["beat", "run", "serve", "worker"]
 
@@ -25,7 +28,8 @@ def serve(obj: CliContext, host: str, port: int) -> None:
     from admin.media_server import make_media_server
 
     obj.log_progress()
-    server = make_media_server(obj.settings, host, port)
+    health = obj.health_check(announce=True)
+    server = make_media_server(obj.settings, host, port, health=health.report)
     click.echo(f"serving media on http://{host}:{port} (public: {obj.settings.public_base_url})")
     try:
         server.serve_forever()
@@ -102,15 +106,39 @@ def beat(obj: CliContext) -> None:
 @click.command()
 @click.pass_obj
 def run(obj: CliContext) -> None:
-    """Everything on this machine in one command (database, workers, beat) until Ctrl-C."""
-    obj.log_progress()
-    from migrations import migrate
-    from tasks.beat import run_beat
+    """Everything on this machine in one command (database, workers, beat) until Ctrl-C.
 
-    migrate(obj.settings)
-    procs = start_workers(EMBEDDED_WORKERS)
+    A worker or the beat that exits is started again after a back-off, and says so.
+    """
+    obj.log_progress()
+    stop = _stop_on_signals()
+    if not _migrate_when_reachable(obj.settings, stop):
+        return
+    commands = {f"worker {spec.name}": worker_command(spec) for spec in EMBEDDED_WORKERS}
+    supervisor = Supervisor({**commands, "beat": beat_command()})
     click.echo(f"running on {obj.settings.data_dir} — Ctrl-C to stop")
     try:
-        run_beat(obj.app, obj.settings, stop=_stop_on_signals())
+        supervisor.run(stop)
     finally:
-        stop_workers(procs)
+        supervisor.stop()
+
+
+def _migrate_when_reachable(settings: Settings, stop: threading.Event) -> bool:
+    """Migrate, waiting for the database as long as it takes; False when stopped first."""
+    from migrations import migrate
+
+    database = Watch("database")
+    tries = 0
+    while not stop.is_set():
+        try:
+            migrate(settings)
+        except Exception as exc:
+            if not database_unreachable(exc):
+                raise
+            database.failed(exc)
+            stop.wait(retry_delay(tries))
+            tries += 1
+        else:
+            database.answered()
+            return True
+    return False

@@ -1,4 +1,5 @@
-"""``ryla status``: posts by state per influencer, as a table, then what comes next.
+"""``ryla status``: whether the database and broker answer, posts by state per influencer, as
+a table, then what comes next.
 
 Reads only; one query for the counts and one for the upcoming posts.
 """
@@ -10,8 +11,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from models import Influencer, Post, PostStatus, utcnow
+from pipeline.health import HealthReport, redact_url
+from pipeline.settings import Settings
 
-__all__ = ["print_status", "status_counts"]
+__all__ = ["print_dependencies", "print_status", "status_counts"]
 
 COLUMNS = list(PostStatus)
 
@@ -28,6 +31,20 @@ def status_counts(session: Session, handle: str | None = None) -> dict[str, dict
     for name, status, count in session.execute(stmt):
         table.setdefault(name, {})[status.value] = count
     return table
+
+
+def print_dependencies(report: HealthReport, settings: Settings) -> None:
+    """One line per dependency: whether it answers, where it is, and what it said if not."""
+    where = {"database": settings.database_url, "broker": settings.broker_url}
+    for dep in report.dependencies:
+        state = "reachable" if dep.reachable else "unreachable"
+        error = f"  ({dep.error})" if dep.error else ""
+        click.echo(f"{dep.name:<9} {state:<12} {redact_url(where.get(dep.name, '-'))}{error}")
+    if not report.ok:
+        click.echo(
+            "workers and the beat wait and retry by themselves; posts resume once it is back"
+        )
+    click.echo()
 
 
 def print_status(session: Session, *, handle: str | None = None, upcoming: int = 5) -> None:
