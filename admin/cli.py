@@ -46,14 +46,17 @@ class RylaGroup(click.Group):
     help="Where the embedded database, media and outbox live (RYLA_DATA_DIR).",
 )
 @click.option("-v", "--verbose", is_flag=True, help="Log debug details.")
+# `ryla run` names each process it starts, since their lines share one terminal.
+@click.option("--log-tag", default="", hidden=True)
 @click.pass_context
-def cli(ctx: click.Context, data_dir: Path | None, verbose: bool) -> None:
+def cli(ctx: click.Context, data_dir: Path | None, verbose: bool, log_tag: str) -> None:
     """RYLA: turn AI influencers' content calendars into published Instagram posts."""
     if data_dir is not None:
         os.environ["RYLA_DATA_DIR"] = str(data_dir)  # worker processes inherit it
+    tag = f"[{log_tag}] " if log_tag else ""
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        format=f"%(asctime)s %(levelname)s {tag}%(name)s: %(message)s",
     )
     ctx.obj = CliContext(verbose=verbose)
     ctx.call_on_close(ctx.obj.close)

@@ -47,6 +47,8 @@ def worker_command(spec: WorkerSpec) -> list[str]:
         sys.executable,
         "-m",
         "admin",
+        "--log-tag",
+        f"worker {spec.name}",
         "worker",
         "--queues",
         spec.queues,
@@ -58,7 +60,7 @@ def worker_command(spec: WorkerSpec) -> list[str]:
 
 
 def beat_command() -> list[str]:
-    return [sys.executable, "-m", "admin", "beat"]
+    return [sys.executable, "-m", "admin", "--log-tag", "beat", "beat"]
 
 
 def _launch(cmd: Sequence[str], name: str, log_dir: Path | None) -> subprocess.Popen[bytes]:
@@ -130,6 +132,8 @@ class Supervisor:
     def start(self) -> None:
         for child in self.children:
             self._start(child)
+            assert child.proc is not None
+            log.info("%s started (pid %d)", child.name, child.proc.pid)
 
     def _start(self, child: _Child) -> None:
         child.proc = _launch(child.cmd, child.name, self._log_dir)

@@ -11,6 +11,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from celery.worker.consumer.consumer import CONNECTION_ERROR, CONNECTION_RETRY
 from kombu.exceptions import OperationalError as BrokerDown
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -21,6 +22,7 @@ from pipeline.errors import Unreachable
 from pipeline.settings import Settings
 from pipeline.steps.claims import claim_due
 from tasks.beat import run_beat
+from tasks.broker import OutageLogFilter
 from tasks.resume import resumed_when_back
 from tasks.send import send_dispatches
 from tests.conftest import add_post
@@ -193,3 +195,26 @@ def test_a_single_post_step_is_resumed_with_its_post_id() -> None:
         raise Unreachable({7: "token-7"})
     [(args, countdown)] = task.retried
     assert args == [7, "token-7"] and countdown <= 10.0 and task.sent == []
+
+
+def test_the_consumer_says_once_that_the_broker_is_gone_not_once_per_try(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    consumer_log = logging.getLogger("celery.worker.consumer.consumer")
+    quiet = OutageLogFilter()
+    consumer_log.addFilter(quiet)
+    refused = ConnectionRefusedError("Error 111 connecting to redis:6379. Connection refused.")
+    try:
+        with caplog.at_level(logging.INFO):
+            consumer_log.warning("%s (%r)", CONNECTION_RETRY, refused)
+            for n in range(1, 4):
+                step = f"Trying again in {2 * n:.2f} seconds... ({n}/100)"
+                consumer_log.error(CONNECTION_ERROR, "redis://redis:6379/0", refused, step)
+            consumer_log.info("Connected to redis://redis:6379/0")
+    finally:
+        consumer_log.removeFilter(quiet)
+    assert [r.getMessage() for r in caplog.records] == [
+        "broker unreachable, retrying (ConnectionRefusedError: Error 111 connecting to "
+        "redis:6379. Connection refused.)",
+        "Connected to redis://redis:6379/0",
+    ]
