@@ -9,15 +9,22 @@ from __future__ import annotations
 from celery import Task, shared_task
 
 from pipeline.publishers.tokens import refresh_due_tokens
+from pipeline.steps.claims import Dispatch
 from pipeline.steps.generate import run_generate
 from pipeline.steps.publish import run_publish
 from pipeline.steps.render import run_render
+from pipeline.steps.runtime import Runtime
 from tasks.resume import resumed_when_back
 from tasks.runtime import current_runtime
 from tasks.send import send_dispatches
 
 # Retried while the database is away, however long: each try is a cheap failed connect.
 _RESUMABLE = {"bind": True, "max_retries": None}
+
+
+def _send_next(rt: Runtime, dispatches: list[Dispatch]) -> None:
+    """Send what the step claimed next; with the broker away it goes back to the beat."""
+    send_dispatches(dispatches, give_back_to=rt.session_factory, actor=rt.actor)
 
 
 @shared_task(
@@ -27,18 +34,14 @@ def generate(self: Task, post_ids: list[int], token: str) -> None:
     """Posts claimed together with one size and LoRA: one generator call for all of them."""
     rt = current_runtime()
     with resumed_when_back(self, batch=True):
-        send_dispatches(
-            run_generate(rt, post_ids, token), give_back_to=rt.session_factory, actor=rt.actor
-        )
+        _send_next(rt, run_generate(rt, post_ids, token))
 
 
 @shared_task(name="ryla.render", acks_late=True, soft_time_limit=60, time_limit=90, **_RESUMABLE)
 def render(self: Task, post_id: int, token: str) -> None:
     rt = current_runtime()
     with resumed_when_back(self):
-        send_dispatches(
-            run_render(rt, post_id, token), give_back_to=rt.session_factory, actor=rt.actor
-        )
+        _send_next(rt, run_render(rt, post_id, token))
 
 
 @shared_task(
@@ -47,9 +50,7 @@ def render(self: Task, post_id: int, token: str) -> None:
 def publish(self: Task, post_id: int, token: str) -> None:
     rt = current_runtime()
     with resumed_when_back(self):
-        send_dispatches(
-            run_publish(rt, post_id, token), give_back_to=rt.session_factory, actor=rt.actor
-        )
+        _send_next(rt, run_publish(rt, post_id, token))
 
 
 @shared_task(name="ryla.refresh_tokens", acks_late=False, soft_time_limit=120, time_limit=150)
