@@ -6,13 +6,14 @@ line. List options take commas or repetition (``--scene a,b`` or ``--scene a --s
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
-from admin.context import CliContext, given_values
+from admin.context import BadInput, CliContext, given_values
 from models import utcnow
 from pipeline.generators.sizes import NATIVE_SIZES
 from pipeline.planning.calendars import add_rule, edit_calendar, list_calendars
@@ -198,10 +199,16 @@ def calendar_resume(obj: CliContext, handle: str, name: str) -> None:
 @calendar.command("delete")
 @click.argument("handle")
 @click.argument("name")
-@click.confirmation_option(prompt="Cancel this calendar's future posts and delete it?")
+@click.option("--yes", is_flag=True, help="Do not ask (scripts, no terminal).")
 @click.pass_obj
-def calendar_delete(obj: CliContext, handle: str, name: str) -> None:
+def calendar_delete(obj: CliContext, handle: str, name: str, yes: bool) -> None:
     """Delete a calendar: its future posts are cancelled, its history is kept."""
+    if not yes:
+        if sys.stdin is None or not sys.stdin.isatty():
+            raise BadInput(
+                "deleting a calendar needs a yes: add --yes (there is no terminal to ask on)"
+            )
+        click.confirm("Cancel this calendar's future posts and delete it?", abort=True)
     with obj.session() as session:
         done = delete_calendar(session=session, handle=handle, name=name, actor=obj.actor)
     click.echo(
@@ -224,6 +231,8 @@ def calendar_list(obj: CliContext, handle: str | None) -> None:
         click.echo(
             f"{row.handle}/{row.name}  {row.state}  planned {row.planned}  next {row.next_post}"
         )
+        if row.broken:
+            click.echo(f"    not planned {row.broken}")
         for rule in row.rules:
             click.echo(f"    rule {rule}")
 

@@ -22,7 +22,14 @@ from pipeline.db import make_engine, make_session_factory, session_scope
 from pipeline.health import HealthCheck, probe_database
 from pipeline.settings import Settings, get_settings
 
-__all__ = ["BadInput", "CliContext", "given_values", "settings_error_line", "split_values"]
+__all__ = [
+    "BadInput",
+    "CliContext",
+    "given_values",
+    "settings_error_line",
+    "split_values",
+    "usage_line",
+]
 
 
 class BadInput(click.ClickException):
@@ -30,6 +37,14 @@ class BadInput(click.ClickException):
 
     def show(self, file: IO[Any] | None = None) -> None:
         click.echo(f"error: {self.message}", err=True)
+
+
+def usage_line(exc: click.UsageError) -> str:
+    """Click's usage error as one line: what was wrong and where the help is."""
+    message = " ".join(exc.format_message().split()).rstrip(".")
+    message = message[:1].lower() + message[1:]
+    path = exc.ctx.command_path if exc.ctx is not None else "ryla"
+    return f"{message}: see `{path} --help`"
 
 
 def settings_error_line(exc: ValidationError) -> str:
@@ -68,7 +83,16 @@ class CliContext:
 
     @cached_property
     def session_factory(self) -> sessionmaker[Session]:
+        self.require_schema()
         return make_session_factory(self.engine)
+
+    def require_schema(self) -> None:
+        """Before ``ryla init`` (or after an upgrade that needs it), say so and touch nothing."""
+        from migrations import schema_problem
+
+        problem = schema_problem(self.settings)
+        if problem is not None:
+            raise BadInput(problem)
 
     @contextmanager
     def session(self) -> Iterator[Session]:

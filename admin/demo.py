@@ -1,5 +1,7 @@
 """``ryla demo``: a sample influencer, a few posts due now, real workers, results on disk.
 
+Runs in its own data folder (``<data dir>/demo``: its own SQLite database, broker, media and
+outbox), so a later ``ryla run`` never publishes from it; its sample calendar is left paused.
 Shows each post's progress as it moves, then where the images and the outbox are.
 """
 
@@ -7,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import click
@@ -17,8 +19,10 @@ from sqlalchemy.orm import Session
 from admin.context import CliContext
 from admin.processes import EMBEDDED_WORKERS, start_workers, stop_workers
 from models import Asset, AssetKind, Influencer, Post, PostStatus, utcnow
+from pipeline.generators import active_generator
 from pipeline.generators.prompts import ENVIRONMENTS, SCENES
 from pipeline.planning.calendars import add_rule
+from pipeline.planning.holds import pause_calendar
 from pipeline.planning.influencers import (
     CharacterIn,
     InfluencerIn,
@@ -29,9 +33,10 @@ from pipeline.planning.posts import PostIn, create_post
 from pipeline.planning.rules import CalendarSettingsIn, RuleIn
 from pipeline.settings import Settings
 
-__all__ = ["DEMO_HANDLE", "run_demo", "seed_demo"]
+__all__ = ["DEMO_CALENDAR", "DEMO_HANDLE", "demo_environment", "run_demo", "seed_demo"]
 
 DEMO_HANDLE = "ryla.demo"
+DEMO_CALENDAR = "daily"
 _SETTLED = {
     PostStatus.PUBLISHED,
     PostStatus.FAILED,
@@ -53,8 +58,10 @@ def seed_demo(session: Session, *, count: int, settings: Settings, now: datetime
         post = create_post(
             session=session,
             handle=DEMO_HANDLE,
+            settings=settings,
+            now=now,
             data=PostIn(
-                now,
+                now + timedelta(seconds=i),  # one post per instant
                 scene=scenes[i % len(scenes)],
                 environment=environments[i % len(environments)],
                 caption_text=f"Demo post {i + 1}",
@@ -96,7 +103,7 @@ def _seed_influencer(session: Session, *, settings: Settings, now: datetime) -> 
     add_rule(
         session=session,
         handle=DEMO_HANDLE,
-        calendar_name="daily",
+        calendar_name=DEMO_CALENDAR,
         rule=RuleIn(
             days="daily",
             times="09:00,13:00,19:00",
@@ -109,6 +116,14 @@ def _seed_influencer(session: Session, *, settings: Settings, now: datetime) -> 
         settings=settings,
         now=now,
     )
+    # Planned but paused: the calendar shows how planning looks, and publishes nothing.
+    pause_calendar(session=session, handle=DEMO_HANDLE, name=DEMO_CALENDAR, actor="demo")
+
+
+def demo_environment(data_dir: Path) -> dict[str, str]:
+    """The environment the demo (and the workers it starts) run under: the embedded defaults in
+    ``data_dir/demo``, whatever database or broker the real pipeline is configured with."""
+    return {"RYLA_DATA_DIR": str(data_dir / "demo"), "RYLA_DATABASE_URL": "", "RYLA_BROKER_URL": ""}
 
 
 def run_demo(obj: CliContext, *, count: int, timeout: int) -> bool:
@@ -118,6 +133,7 @@ def run_demo(obj: CliContext, *, count: int, timeout: int) -> bool:
     started = time.monotonic()
     settings = obj.settings
     click.echo(f"ryla demo: data in {settings.data_dir}")
+    click.echo(active_generator(settings).line)
     migrate(settings)
     with obj.session() as session:
         ids = seed_demo(session, count=count, settings=obj.settings, now=utcnow())
@@ -138,7 +154,18 @@ def run_demo(obj: CliContext, *, count: int, timeout: int) -> bool:
         stop.set()
         beat.join(10)
         stop_workers(procs)
-    return _summarise(obj, ids, first)
+    ok = _summarise(obj, ids, first)
+    _say_where(obj)
+    return ok
+
+
+def _say_where(obj: CliContext) -> None:
+    folder = obj.settings.data_dir
+    click.echo(
+        f"\nThe demo ran in its own data folder {folder}; your pipeline's data is untouched.\n"
+        f"Its calendar {DEMO_HANDLE}/{DEMO_CALENDAR} is paused, so nothing else will be posted.\n"
+        f"Look around: `ryla --data-dir {folder} status`; start over: remove {folder}."
+    )
 
 
 def _follow(obj: CliContext, ids: list[int], *, started: float, timeout: int) -> float | None:

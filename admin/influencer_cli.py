@@ -1,4 +1,4 @@
-"""``ryla influencer add|pause|resume``: the accounts that post.
+"""``ryla influencer add|edit|pause|resume``: the accounts that post.
 
 Pausing holds every post where it is; resuming never floods (late slots become ``missed``).
 """
@@ -8,7 +8,7 @@ from __future__ import annotations
 import click
 
 from admin.calendar_cli import hold_line
-from admin.context import CliContext, split_values
+from admin.context import BadInput, CliContext, split_values
 from models import utcnow
 from pipeline.planning.holds import (
     pause_influencer,
@@ -17,9 +17,21 @@ from pipeline.planning.holds import (
 from pipeline.planning.influencers import (
     InfluencerIn,
     create_influencer,
+    set_daily_cap,
 )
 
-__all__ = ["influencer", "influencer_add", "influencer_pause", "influencer_resume"]
+__all__ = [
+    "influencer",
+    "influencer_add",
+    "influencer_edit",
+    "influencer_pause",
+    "influencer_resume",
+]
+
+_CAP_HELP = (
+    "Posts a local day may hold, 1-100 (default: RYLA_MAX_POSTS_PER_DAY, 25; Instagram allows "
+    "50-100 API posts a day)."
+)
 
 
 @click.group()
@@ -41,6 +53,7 @@ def influencer() -> None:
 )
 @click.option("--hashtag", "hashtags", multiple=True, help="Default hashtags.")
 @click.option("--approval/--no-approval", default=False, help="Hold posts for approval.")
+@click.option("--max-posts-per-day", type=int, default=None, help=_CAP_HELP)
 @click.pass_obj
 def influencer_add(
     obj: CliContext,
@@ -52,6 +65,7 @@ def influencer_add(
     caption_template: str,
     hashtags: tuple[str, ...],
     approval: bool,
+    max_posts_per_day: int | None,
 ) -> None:
     """Add an influencer."""
     data = InfluencerIn(
@@ -63,10 +77,40 @@ def influencer_add(
         caption_template,
         split_values(hashtags),
         approval,
+        max_posts_per_day,
     )
     with obj.session() as session:
         created = create_influencer(session=session, data=data)
         click.echo(f"influencer {created.handle} added (id {created.id}, {created.timezone})")
+
+
+@influencer.command("edit")
+@click.argument("handle")
+@click.option(
+    "--max-posts-per-day",
+    "cap",
+    required=True,
+    help=_CAP_HELP[:-1] + "; 'default' follows the setting again.",
+)
+@click.pass_obj
+def influencer_edit(obj: CliContext, handle: str, cap: str) -> None:
+    """Change an influencer's daily cap; its calendars and posts must fit under it."""
+    value = None if cap.strip().lower() == "default" else _whole_number(cap)
+    with obj.session() as session:
+        set_daily_cap(
+            session=session, handle=handle, cap=value, settings=obj.settings, now=utcnow()
+        )
+    shown = value if value is not None else f"the setting's {obj.settings.max_posts_per_day}"
+    click.echo(f"influencer {handle}: at most {shown} posts a day")
+
+
+def _whole_number(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise BadInput(
+            f"--max-posts-per-day {text!r} is not a whole number: give 1 to 100, or 'default'"
+        ) from None
 
 
 @influencer.command("pause")

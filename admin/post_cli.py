@@ -9,16 +9,19 @@ import click
 from sqlalchemy import select
 
 from admin.context import CliContext, split_values
-from models import Post, PostEvent, utcnow
+from models import Influencer, Post, PostEvent, utcnow
 from pipeline.errors import InputError
 from pipeline.generators.sizes import NATIVE_SIZES
+from pipeline.observe.logs import zoned
 from pipeline.planning.influencers import (
     get_influencer,
 )
 from pipeline.planning.posts import PostIn, create_post
 from pipeline.planning.times import parse_when, zone
 from pipeline.steps.moves import Step
-from pipeline.steps.triggers import approve, cancel, resolve_unknown, trigger
+from pipeline.steps.previews import image_provenance
+from pipeline.steps.resolve import Answer, resolve_unknown
+from pipeline.steps.triggers import approve, cancel, trigger
 
 __all__ = [
     "post",
@@ -54,7 +57,7 @@ def post() -> None:
 @click.option("--caption", default="")
 @click.option("--hashtag", "hashtags", multiple=True)
 @click.option("--format", "formats", multiple=True, help=f"One of {', '.join(NATIVE_SIZES)}.")
-@click.option("--lead-minutes", type=click.IntRange(0, 1440), default=30, show_default=True)
+@click.option("--lead-minutes", type=int, default=30, show_default=True, help="0 to 1440.")
 @click.option(
     "--images",
     type=int,
@@ -79,10 +82,11 @@ def post_add(
     images: int,
 ) -> None:
     """Add a one-off post (or a carousel) at a given time."""
+    now = utcnow()
     with obj.session() as session:
         tz = zone(get_influencer(session, handle).timezone)
         data = PostIn(
-            parse_when(when, tz, utcnow()),
+            parse_when(when, tz, now),
             character,
             scene,
             environment,
@@ -94,7 +98,9 @@ def post_add(
             lead_minutes,
             images,
         )
-        created = create_post(session=session, handle=handle, data=data)
+        created = create_post(
+            session=session, handle=handle, data=data, settings=obj.settings, now=now
+        )
         click.echo(f"post {created.id} planned for {created.local_publish_time}")
 
 
@@ -152,23 +158,41 @@ def post_approve(obj: CliContext, post_id: int) -> None:
 @click.argument("post_id", type=int)
 @click.option(
     "--published/--not-published",
-    required=True,
-    help="What you found on the account for a post whose outcome is unknown.",
+    default=None,
+    help="What you found on the account. Without it, Instagram is only asked.",
 )
 @click.option("--media-id", default=None, help="The Instagram media id, when published.")
+@click.option(
+    "--skip-check",
+    is_flag=True,
+    help="Record your answer without asking Instagram (when it cannot be reached).",
+)
 @click.pass_obj
-def post_resolve(obj: CliContext, post_id: int, published: bool, media_id: str | None) -> None:
-    """Settle a post whose publish could not be verified (status unknown)."""
-    with obj.session() as session:
-        resolve_unknown(
+def post_resolve(
+    obj: CliContext, post_id: int, published: bool | None, media_id: str | None, skip_check: bool
+) -> None:
+    """Settle a post whose publish could not be verified (status unknown).
+
+    Instagram is asked first (the container's status and the media it made); your answer is
+    recorded only when it does not contradict what Instagram says.
+    """
+    import httpx
+
+    from pipeline.publishers import build_publisher
+
+    timeout = httpx.Timeout(obj.settings.http_timeout_seconds, connect=5.0)
+    with httpx.Client(timeout=timeout) as client, obj.session() as session:
+        outcome = resolve_unknown(
             session,
             post_id,
-            published=published,
-            external_id=media_id,
+            answer=Answer(published, media_id, skip_check),
+            publisher_factory=lambda target: build_publisher(
+                target, settings=obj.settings, clock=utcnow, client=client
+            ),
             now=utcnow(),
             actor=obj.actor,
         )
-    click.echo(f"post {post_id}: {'published' if published else 'failed'}")
+    click.echo(outcome.message)
 
 
 @post.command("cancel")
@@ -191,22 +215,27 @@ def post_show(obj: CliContext, post_id: int) -> None:
         found = session.get(Post, post_id)
         if found is None:
             raise InputError(f"unknown post {post_id}: list posts with `ryla status`")
+        made = image_provenance(session, found)
+        makers = ", ".join(made.generators) + (" (placeholders)" if made.placeholders else "")
         for label, value in (
             ("status", found.status),
             ("publish at", found.local_publish_time),
             ("scene", found.scene),
             ("environment", found.environment),
             ("seed", found.seed),
+            ("images by", makers),
             ("prompt", found.prompt),
             ("caption", found.caption),
             ("error", found.last_error),
             ("published as", found.external_id),
         ):
             click.echo(f"{label:>13}: {value if value not in (None, '') else '-'}")
+        # History in the influencer's zone, like the publish time above, and labelled with it.
+        tz = zone(session.get_one(Influencer, found.influencer_id).timezone)
         events = select(PostEvent).where(PostEvent.post_id == post_id).order_by(PostEvent.id)
         for event in session.scalars(events):
             src = event.from_status or "-"
             click.echo(
-                f"  {event.at:%Y-%m-%d %H:%M:%S} {src:>17} -> {event.to_status:<17} "
+                f"  {zoned(event.at, tz=tz)} {src:>17} -> {event.to_status:<17} "
                 f"{event.actor} {event.detail}"
             )

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import signal
 import threading
+from collections.abc import Callable
 
 import click
+from sqlalchemy.pool import NullPool
 
 from admin.context import BadInput, CliContext
 from admin.processes import EMBEDDED_WORKERS, Supervisor, beat_command, worker_command
-from pipeline.health import Watch, database_unreachable, retry_delay
-from pipeline.settings import Settings
+from pipeline.db import make_engine
+from pipeline.generators import active_generator
+from pipeline.health import Watch, database_unreachable, probe_database, retry_delay
 
 __all__ = ["beat", "run", "serve", "worker"]
 
@@ -24,19 +27,37 @@ __all__ = ["beat", "run", "serve", "worker"]
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
 @click.pass_obj
 def serve(obj: CliContext, host: str, port: int) -> None:
-    """Serve media at signed URLs under RYLA_PUBLIC_BASE_URL, for Instagram to fetch."""
-    from admin.media_server import make_media_server
+    """The Content Studio (web pages and /api/v1, for signed-in users and tokens) and the
+    signed media URLs under RYLA_PUBLIC_BASE_URL that Instagram fetches."""
+    import socket
+
+    import uvicorn
+
+    from admin.studio.app import create_app
 
     obj.log_progress()
-    health = obj.health_check(announce=True)
-    server = make_media_server(obj.settings, host, port, health=health.report)
-    click.echo(f"serving media on http://{host}:{port} (public: {obj.settings.public_base_url})")
+    # Bound before the line below is printed: whoever waits for it can connect at once.
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # Accepted connections inherit it: a kept-alive client must not wait out a delayed ACK
+    # (40 ms) between a response's header and body writes.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise BadInput(
+            f"cannot listen on {host}:{port} ({exc.strerror}): pick another --port"
+        ) from None
+    sock.listen(128)
+    app = create_app(obj.settings)
+    click.echo(
+        f"serving media and the studio on http://{host}:{port} "
+        f"(public: {obj.settings.public_base_url})"
+    )
+    config = uvicorn.Config(app, log_level="warning", proxy_headers=True, access_log=False)
+    uvicorn.Server(config).run(sockets=[sock])
 
 
 @click.command()
@@ -81,6 +102,12 @@ def worker(
         raise BadInput(
             f"unknown queue {unknown[0] if unknown else queues!r}: choose from {', '.join(QUEUES)}"
         )
+    if not _schema_when_reachable(obj, _stop_on_signals()):  # Celery sets its own handlers
+        return
+    if "gpu" in wanted:
+        click.echo(active_generator(obj.settings).line)
+    else:
+        click.echo("generator: none here (this worker does not take the gpu queue)")
     start_worker(
         obj.settings, queues=wanted, concurrency=concurrency, gpu=gpu, pool=pool, name=name
     )
@@ -100,7 +127,10 @@ def beat(obj: CliContext) -> None:
     obj.log_progress()
     from tasks.beat import run_beat
 
-    run_beat(obj.app, obj.settings, stop=_stop_on_signals())
+    stop = _stop_on_signals()
+    if not _schema_when_reachable(obj, stop):
+        return
+    run_beat(obj.app, obj.settings, stop=stop)
 
 
 @click.command()
@@ -111,9 +141,12 @@ def run(obj: CliContext) -> None:
     A worker or the beat that exits is started again after a back-off, and says so.
     """
     obj.log_progress()
+    from migrations import migrate
+
     stop = _stop_on_signals()
-    if not _migrate_when_reachable(obj.settings, stop):
+    if not _when_the_database_answers(lambda: migrate(obj.settings), stop):
         return
+    click.echo(active_generator(obj.settings).line)
     commands = {f"worker {spec.name}": worker_command(spec) for spec in EMBEDDED_WORKERS}
     supervisor = Supervisor({**commands, "beat": beat_command()})
     click.echo(f"running on {obj.settings.data_dir} — Ctrl-C to stop")
@@ -123,15 +156,14 @@ def run(obj: CliContext) -> None:
         supervisor.stop()
 
 
-def _migrate_when_reachable(settings: Settings, stop: threading.Event) -> bool:
-    """Migrate, waiting for the database as long as it takes; False when stopped first."""
-    from migrations import migrate
-
+def _when_the_database_answers(action: Callable[[], None], stop: threading.Event) -> bool:
+    """Run ``action``, waiting for the database as long as it takes (one line when it is away,
+    one when it is back); False when stopped first."""
     database = Watch("database")
     tries = 0
     while not stop.is_set():
         try:
-            migrate(settings)
+            action()
         except Exception as exc:
             if not database_unreachable(exc):
                 raise
@@ -142,3 +174,17 @@ def _migrate_when_reachable(settings: Settings, stop: threading.Event) -> bool:
             database.answered()
             return True
     return False
+
+
+def _schema_when_reachable(obj: CliContext, stop: threading.Event) -> bool:
+    """A process started while the database is away waits for it, then checks the schema
+    (before ``ryla init`` that is one error line); False when stopped while waiting."""
+    if not obj.settings.is_sqlite:  # a SQLite probe would create the file ``ryla init`` makes
+        engine = make_engine(obj.settings, poolclass=NullPool)  # nothing pooled for the forks
+        try:
+            if not _when_the_database_answers(probe_database(engine), stop):
+                return False
+        finally:
+            engine.dispose()
+    obj.require_schema()
+    return True

@@ -1,20 +1,29 @@
 """``ryla status``: whether the database and broker answer, posts by state per influencer, as
-a table, then what comes next.
+a table, then what comes next, what waits for a person, and which generator made the latest
+images.
 
-Reads only; one query for the counts and one for the upcoming posts.
+Reads only: a few small queries.
 """
 
 from __future__ import annotations
+
+from collections import Counter
 
 import click
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from models import Influencer, Post, PostStatus, utcnow
+from models import Asset, AssetKind, ContentCalendar, Influencer, Post, PostStatus, utcnow
 from pipeline.health import HealthReport, redact_url
 from pipeline.settings import Settings
 
-__all__ = ["print_dependencies", "print_status", "status_counts"]
+__all__ = [
+    "print_broken_calendars",
+    "print_dependencies",
+    "print_image_makers",
+    "print_status",
+    "status_counts",
+]
 
 COLUMNS = list(PostStatus)
 
@@ -48,6 +57,7 @@ def print_dependencies(report: HealthReport, settings: Settings) -> None:
 
 
 def print_status(session: Session, *, handle: str | None = None, upcoming: int = 5) -> None:
+    print_broken_calendars(session, handle)
     table = status_counts(session, handle)
     if not table:
         click.echo(
@@ -79,3 +89,33 @@ def _print_upcoming(session: Session, handle: str | None, limit: int) -> None:
         click.echo("\nnext up:")
     for post_id, name, status, when, scene in rows:
         click.echo(f"  #{post_id:<5} {name:<20} {when:<34} {status.value:<17} {scene or '-'}")
+
+
+def print_broken_calendars(session: Session, handle: str | None) -> None:
+    """Calendars the beat cannot plan, first: their other posts go on, these get no new ones."""
+    stmt = (
+        select(Influencer.handle, ContentCalendar.name, ContentCalendar.broken_reason)
+        .join(Influencer, Influencer.id == ContentCalendar.influencer_id)
+        .where(ContentCalendar.broken_reason.is_not(None))
+        .order_by(Influencer.handle, ContentCalendar.name)
+    )
+    if handle:
+        stmt = stmt.where(Influencer.handle == handle)
+    for name, calendar, reason in session.execute(stmt):
+        click.echo(f"BROKEN calendar {name}/{calendar}: {reason} (see `ryla calendar list {name}`)")
+
+
+def print_image_makers(session: Session, *, latest: int = 100) -> None:
+    """Which generators made the latest images (the workers' choice, wherever they run)."""
+    metas = session.scalars(
+        select(Asset.meta)
+        .where(Asset.kind == AssetKind.RAW)
+        .order_by(Asset.id.desc())
+        .limit(latest)
+    ).all()
+    if metas:
+        made = Counter(str(meta.get("generator") or "unknown") for meta in metas)
+        click.echo(
+            f"latest {len(metas)} images made by: "
+            + ", ".join(f"{name} {count}" for name, count in made.most_common())
+        )

@@ -30,6 +30,9 @@ class ContentCalendar(Base):
     planned_until: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     # The beat extends the plan at or after this instant (None: at the next tick).
     expand_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    # Why the beat could not plan it (its other calendars go on); cleared by a good plan.
+    broken_reason: Mapped[str | None] = mapped_column(Text, default=None)
+    broken_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     rules: Mapped[list[SlotRule]] = relationship(
@@ -51,6 +54,10 @@ class SlotRule(Base):
     # time "YYYY-MM-DDTHH:MM" (a wall time, so a later zone change keeps the posting hours).
     rrule: Mapped[str | None] = mapped_column(Text, default=None)
     dtstart: Mapped[str | None] = mapped_column(String(16), default=None)
+    # An occurrence of the RRULE (local wall time, like dtstart) and its ordinal counted from
+    # dtstart, kept a little behind "now": expansion counts on from here, not from the start.
+    anchor_at: Mapped[str | None] = mapped_column(String(16), default=None)
+    anchor_n: Mapped[int | None] = mapped_column(Integer, default=None)
     scenes: Mapped[list[str]] = mapped_column(JSONType, default=list)
     environments: Mapped[list[str]] = mapped_column(JSONType, default=list)
     outfits: Mapped[list[str]] = mapped_column(JSONType, default=list)

@@ -32,6 +32,8 @@ class Influencer(Base):
     caption_template: Mapped[str] = mapped_column(Text, default="{text}")
     default_hashtags: Mapped[list[str]] = mapped_column(JSONType, default=list)
     approval_required: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Posts a local day may hold; None follows the RYLA_MAX_POSTS_PER_DAY setting.
+    max_posts_per_day: Mapped[int | None] = mapped_column(Integer, default=None)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.base import Base, JSONType, UTCDateTime, enum_column, utcnow
@@ -28,6 +28,9 @@ class PostStatus(StrEnum):
     UNKNOWN = "unknown"
     MISSED = "missed"
     CANCELLED = "cancelled"
+    # Its images are the preview generator's placeholders and its target takes none: it waits
+    # for real images (``ryla post generate``) or a target that accepts previews.
+    PREVIEW_ONLY = "preview_only"
 
 
 class MediaType(StrEnum):
@@ -42,16 +45,23 @@ TRANSITIONS: dict[PostStatus, frozenset[PostStatus]] = {
     S.PLANNED: frozenset({S.GENERATING, S.MISSED, S.CANCELLED}),
     S.GENERATING: frozenset({S.GENERATED, S.PLANNED, S.FAILED, S.CANCELLED}),
     S.GENERATED: frozenset({S.RENDERING, S.GENERATING, S.CANCELLED}),
-    S.RENDERING: frozenset({S.READY, S.AWAITING_APPROVAL, S.GENERATED, S.FAILED, S.CANCELLED}),
+    S.RENDERING: frozenset(
+        {S.READY, S.AWAITING_APPROVAL, S.PREVIEW_ONLY, S.GENERATED, S.FAILED, S.CANCELLED}
+    ),
     S.READY: frozenset({S.PUBLISHING, S.GENERATING, S.RENDERING, S.MISSED, S.CANCELLED}),
     S.AWAITING_APPROVAL: frozenset({S.APPROVED, S.GENERATING, S.RENDERING, S.CANCELLED}),
     S.APPROVED: frozenset({S.PUBLISHING, S.MISSED, S.CANCELLED}),
-    S.PUBLISHING: frozenset({S.PUBLISHED, S.READY, S.APPROVED, S.FAILED, S.UNKNOWN}),
+    S.PUBLISHING: frozenset(
+        {S.PUBLISHED, S.READY, S.APPROVED, S.FAILED, S.UNKNOWN, S.PREVIEW_ONLY}
+    ),
     S.PUBLISHED: frozenset(),
-    S.FAILED: frozenset({S.GENERATING, S.RENDERING, S.PUBLISHING, S.CANCELLED}),
-    S.UNKNOWN: frozenset({S.PUBLISHED, S.FAILED, S.PUBLISHING}),
+    # PUBLISHED: a person finds on the account a post that failed while it may have been out.
+    S.FAILED: frozenset({S.GENERATING, S.RENDERING, S.PUBLISHING, S.PUBLISHED, S.CANCELLED}),
+    # A post that may be out is settled by a person, never published again as it is.
+    S.UNKNOWN: frozenset({S.PUBLISHED, S.FAILED}),
     S.MISSED: frozenset({S.PLANNED, S.CANCELLED}),
     S.CANCELLED: frozenset(),
+    S.PREVIEW_ONLY: frozenset({S.GENERATING, S.PUBLISHING, S.CANCELLED}),
 }
 
 # A worker holds a lease while in these; the reconciler returns an expired one to the left.
@@ -60,6 +70,12 @@ IN_PROGRESS: dict[PostStatus, PostStatus] = {
     S.RENDERING: S.GENERATED,
     S.PUBLISHING: S.READY,  # or APPROVED when the post was approved (see Post.approved_at)
 }
+
+
+# The posts that hold their instant: all but the terminal cancelled and published ones.
+ONE_PER_INSTANT = "status NOT IN ('cancelled', 'published')"
+# Posts a person must look at: awaiting approval, failed, unknown, missed.
+NEEDS_PERSON_SQL = "status IN ('awaiting_approval', 'failed', 'unknown', 'missed')"
 
 
 def can_move(src: PostStatus, dst: PostStatus) -> bool:
@@ -72,6 +88,29 @@ class Post(Base):
         Index("ix_posts_status_generate_at", "status", "generate_at"),
         Index("ix_posts_status_publish_at", "status", "publish_at"),
         Index("ix_posts_status_lease_expires_at", "status", "lease_expires_at"),
+        # One post per influencer per instant, whatever rules or people add: a second rule
+        # with the same slots adds nothing. Only terminal states leave the index, so no state
+        # move can ever collide with it.
+        Index(
+            "uq_posts_influencer_instant",
+            "influencer_id",
+            "publish_at",
+            unique=True,
+            postgresql_where=text(ONE_PER_INSTANT),
+            sqlite_where=text(ONE_PER_INSTANT),
+        ),
+        # The studio's lists and calendars: by time (cursor paging), per influencer by time.
+        Index("ix_posts_publish_at_id", "publish_at", "id"),
+        Index("ix_posts_influencer_id_publish_at_id", "influencer_id", "publish_at", "id"),
+        # What needs a person (a small share of all posts), in time order: the approval queue.
+        Index(
+            "ix_posts_needs_person_publish_at_id",
+            "publish_at",
+            "id",
+            "status",  # counts by state, and each state's range, read the index alone
+            postgresql_where=text(NEEDS_PERSON_SQL),
+            sqlite_where=text(NEEDS_PERSON_SQL),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -2,11 +2,13 @@
 can act on (what was wrong, with which value, what to do).
 
 RylaError
-├── InputError              a person's input is wrong: CLI exit 2, API 422; nothing is written
+├── InputError              a person's input is wrong: CLI exit 2, API 422; nothing is written;
+│   │                       ``field`` names the input field when one is to blame
 │   ├── ScheduleError       a zone, day, time or recurrence rule
 │   ├── SettingsError       a RYLA_ setting the pipeline cannot run with
 │   ├── PlanError           a feed plan asked for the impossible
 │   └── ImportRejected      an import file's rows (``planning.imports``): every error, by row
+├── RuleBroken              a stored slot rule cannot be expanded: its calendar is marked broken
 ├── PermanentError          another try cannot fix it: the post fails at once with the message
 │   ├── PromptError         a prompt names a preset that does not exist
 │   ├── CaptionError        a caption breaks Instagram's limits or its template cannot be filled
@@ -23,7 +25,11 @@ RylaError
 │   ├── AuthExpired             the target needs re-authorisation; its posts wait
 │   ├── QuotaExceeded           the target's window is full; retried at ``retry_at``
 │   ├── OutcomeUnknown          it may or may not be out there: a person decides
+│   ├── PreviewHeld             placeholder images, a target that takes none: the post waits
 │   └── TargetUnusable          nothing was sent: the target needs a person
+├── NotifyError             a notification could not be delivered (``notify``)
+│   ├── NotDelivered        it surely did not arrive; ``retry`` says whether another try may
+│   └── DeliveryUnknown     it may have arrived (the answer was lost): never sent again
 ├── Unreachable             the database went away mid-step: nothing settled, no try spent;
 │                           the task resumes the claims it names once the database is back
 └── LeaseLost / InvalidTransition   internal: a run lost its claim / a bug asked for a bad move
@@ -41,19 +47,24 @@ from datetime import datetime
 __all__ = [
     "AuthExpired",
     "CaptionError",
+    "DeliveryUnknown",
     "GenerationError",
     "InputError",
     "InvalidTransition",
     "LeaseLost",
     "MediaUrlError",
+    "NotDelivered",
+    "NotifyError",
     "OutcomeUnknown",
     "PermanentError",
     "PermanentPublishError",
     "PlanError",
+    "PreviewHeld",
     "PromptError",
     "PublishError",
     "QuotaExceeded",
     "RenderError",
+    "RuleBroken",
     "RylaError",
     "ScheduleError",
     "SecretsError",
@@ -75,7 +86,15 @@ class RylaError(Exception):
 
 
 class InputError(RylaError, ValueError):
-    """Input a person gave is wrong; the message names the field, the value and the fix."""
+    """Input a person gave is wrong; the message names the field, the value and the fix.
+
+    ``field`` is the name of the input field to blame (as the input dataclasses spell it), for
+    doors that point at it (the API's 422 body); ``None`` when no single field is.
+    """
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class ScheduleError(InputError):
@@ -88,6 +107,19 @@ class SettingsError(InputError):
 
 class PlanError(InputError):
     """The plan cannot be made for these arguments (unknown influencer, bad window)."""
+
+
+class RuleBroken(RylaError, RuntimeError):
+    """A stored slot rule cannot be expanded (written before today's checks, or by hand).
+
+    The beat marks its calendar broken with ``reason`` and plans the others; an edit that
+    fixes the rule clears the mark.
+    """
+
+    def __init__(self, rule_id: int | None, reason: str) -> None:
+        super().__init__(f"rule {rule_id} cannot be planned: {reason}")
+        self.rule_id = rule_id
+        self.reason = reason
 
 
 # --- permanent: the post fails at once ------------------------------------------------------
@@ -168,8 +200,31 @@ class OutcomeUnknown(PublishError):
     """The external effect cannot be verified; never repeat it automatically."""
 
 
+class PreviewHeld(PublishError):
+    """The images are the preview generator's placeholders and the target takes none."""
+
+
 class TargetUnusable(PublishError):
     """Nothing was sent: the target needs a person (settings, secrets, a new token)."""
+
+
+# --- notifications --------------------------------------------------------------------------
+
+
+class NotifyError(RylaError, RuntimeError):
+    """A notification could not be delivered."""
+
+
+class NotDelivered(NotifyError):
+    """It surely did not arrive (refused, or no connection); ``retry``: another try may work."""
+
+    def __init__(self, message: str, *, retry: bool) -> None:
+        super().__init__(message)
+        self.retry = retry
+
+
+class DeliveryUnknown(NotifyError):
+    """It may have arrived and the answer was lost: sending again could tell a person twice."""
 
 
 # --- outages -------------------------------------------------------------------------------

@@ -15,9 +15,21 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pipeline.errors import SettingsError
 
-__all__ = ["GeneratorChoice", "Settings", "SettingsError", "get_settings", "load_secret_key"]
+__all__ = [
+    "GeneratorChoice",
+    "LogFormat",
+    "Settings",
+    "SettingsError",
+    "get_settings",
+    "load_secret_key",
+]
 
 _WEAK_SECRETS = {"changeme", "changethis", "secret", "password", "ryla"}
+
+
+class LogFormat(StrEnum):
+    TEXT = "text"  # for people: one line per record, local time with its UTC offset
+    JSON = "json"  # for log shippers: one JSON object per line
 
 
 class GeneratorChoice(StrEnum):
@@ -38,6 +50,9 @@ class Settings(BaseSettings):
 
     tick_seconds: float = Field(15.0, gt=0, le=300)
     lease_seconds: int = Field(600, ge=10)
+    # A claim no worker has started comes back this long after it was due (its own publish
+    # time for a publish claimed ahead): a dead worker's or a lost message's claims return fast.
+    claim_grace_seconds: int = Field(10, ge=1, le=600)
     max_attempts: int = Field(3, ge=1, le=20)
     publish_ahead_seconds: int = Field(120, ge=0, le=300)
     grace_seconds: int = Field(900, ge=0)
@@ -45,13 +60,35 @@ class Settings(BaseSettings):
     # The longest horizon a calendar may ask for; the beat expands this many calendars a tick.
     max_horizon_days: int = Field(366, ge=1, le=366)
     expand_batch: int = Field(500, ge=1, le=100_000)
+    # Posts a local day may hold per influencer (an influencer may set its own, up to 100):
+    # half of the 50 a day Meta documents in places, so even a rolling 24 hours stays under it.
+    max_posts_per_day: int = Field(25, ge=1, le=100)
     claim_batch: int = Field(200, ge=1, le=10_000)
     redis_visibility_timeout: int = Field(3600, ge=60)
     gpu_cost_per_hour: float = Field(0.0, ge=0)
+    # Throttled publishes wait without spending a try, this long at first (when the target does
+    # not say), and give up this long after the post was due.
+    throttle_wait_seconds: float = Field(60.0, gt=0, le=3600)
+    throttle_budget_seconds: int = Field(3600, ge=0, le=7 * 86_400)
+    # How long one HTTP call to a publish target may take before its answer counts as lost.
+    http_timeout_seconds: float = Field(30.0, gt=0, le=300)
     # Instagram container polling: first pause and cap, in seconds (back-off doubles between).
     graph_poll_first_delay: float = Field(1.0, gt=0, le=60)
     graph_poll_max_delay: float = Field(30.0, gt=0, le=300)
     media_url_ttl_hours: int = Field(24, ge=1, le=168)
+
+    # Observability (issue 13): logs, heartbeats, notifications, metrics.
+    log_format: LogFormat = LogFormat.TEXT
+    heartbeat_seconds: float = Field(30.0, gt=0, le=300)
+    # How often the beat asks an io worker to look for what people must be told.
+    notify_scan_seconds: float = Field(30.0, gt=0, le=3600)
+    # A notification send may run this long before its run is presumed dead.
+    notify_lease_seconds: int = Field(120, ge=5, le=3600)
+    notify_max_attempts: int = Field(5, ge=1, le=50)
+    # "No GPU worker seen" is told after this long without one while posts wait to generate.
+    gpu_silence_seconds: int = Field(600, ge=5, le=86_400)
+    # When set, /metrics answers only requests with "Authorization: Bearer <token>".
+    metrics_token: str = ""
 
     # Z-Image-Turbo (the ``zimage`` generator): a hub repo id through the HF cache, or a folder.
     zimage_model_id: str = "Tongyi-MAI/Z-Image-Turbo"
@@ -124,6 +161,11 @@ class Settings(BaseSettings):
     @property
     def outbox_dir(self) -> Path:
         return self.data_dir / "outbox"
+
+    @property
+    def metrics_dir(self) -> Path:
+        """Prometheus multi-process files: one folder per process tree."""
+        return self.data_dir / "metrics"
 
 
 def get_settings(**overrides: object) -> Settings:

@@ -34,11 +34,12 @@ from kombu import Queue
 
 from pipeline.settings import Settings
 
-__all__ = ["QUEUES", "REFRESH_TOKENS", "TASK_NAMES", "create_app"]
+__all__ = ["NOTIFY_SCAN", "NOTIFY_SEND", "QUEUES", "REFRESH_TOKENS", "TASK_NAMES", "create_app"]
 
 QUEUES = ("gpu", "cpu", "io")
 TASK_NAMES = {"generate": "ryla.generate", "render": "ryla.render", "publish": "ryla.publish"}
 REFRESH_TOKENS = "ryla.refresh_tokens"
+NOTIFY_SCAN, NOTIFY_SEND = "ryla.notify_scan", "ryla.notify_send"
 
 
 def _transport_options(settings: Settings) -> dict[str, object]:
@@ -65,7 +66,7 @@ def _transport_options(settings: Settings) -> dict[str, object]:
 
 
 def create_app(settings: Settings) -> Celery:
-    app = Celery("ryla", broker=settings.broker_url, include=["tasks.steps"])
+    app = Celery("ryla", broker=settings.broker_url, include=["tasks.steps", "tasks.notify"])
     server_less = settings.broker_url.startswith("filesystem")
     app.conf.update(
         broker_transport_options=_transport_options(settings),
@@ -89,6 +90,8 @@ def create_app(settings: Settings) -> Celery:
             TASK_NAMES["render"]: {"queue": "cpu"},
             TASK_NAMES["publish"]: {"queue": "io"},
             REFRESH_TOKENS: {"queue": "io"},
+            NOTIFY_SCAN: {"queue": "io"},
+            NOTIFY_SEND: {"queue": "io"},
         },
         task_serializer="json",
         accept_content=["json"],
@@ -97,6 +100,10 @@ def create_app(settings: Settings) -> Celery:
         worker_hijack_root_logger=False,
         # The file transport has no broadcast channel; remote control needs one.
         worker_enable_remote_control=not server_less,
+        # Task events (and the sent event from producers) give Flower its task history; they
+        # need a broadcast channel too.
+        worker_send_task_events=not server_less,
+        task_send_sent_event=not server_less,
         enable_utc=True,
     )
     return app

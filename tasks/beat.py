@@ -26,6 +26,7 @@ from pipeline.steps.claims import ACTOR
 from pipeline.steps.outage import extend_leases, return_unstarted
 from pipeline.steps.tick import TickReport, tick
 from tasks.app import REFRESH_TOKENS
+from tasks.beat_chores import BeatChores
 from tasks.broker import broker_lost_messages, broker_unreachable, broker_watch
 from tasks.send import send_dispatches
 
@@ -51,6 +52,7 @@ def run_beat(
     engine = make_engine(settings)
     database = Watch("database")
     watch_engine(engine, database)
+    chores = BeatChores(app, settings, database=database)
     beat = _Beat(
         app,
         settings,
@@ -58,12 +60,14 @@ def run_beat(
         make_session_factory(engine),
         database,
         check_broker or (lambda: broker_lost_messages(app)),
+        chores,
         stop,
         on_tick,
     )
     try:
         beat.run()
     finally:
+        chores.close()
         engine.dispose()
 
 
@@ -75,6 +79,7 @@ class _Beat:
     factory: sessionmaker[Session]
     database: Watch
     check_broker: BrokerCheck
+    chores: BeatChores
     stop: threading.Event
     on_tick: Callable[[TickReport], None] | None
     misses: int = 0  # tries in a row that found a dependency away: the back-off's step
@@ -88,6 +93,7 @@ class _Beat:
                 with beat_lock(self.settings, self.engine) as still_held:
                     if still_held is None:
                         log.warning("another beat holds the lock; standing by")
+                        self.chores.standby()
                         self.stop.wait(self.settings.tick_seconds)
                         continue
                     log.info("beat: ticking every %.0f s", self.settings.tick_seconds)
@@ -138,6 +144,7 @@ class _Beat:
             report = tick(session, settings=self.settings, now=utcnow())
         self.outage, self.resend, self.misses = None, False, 0
         send_dispatches(report.dispatches, self.app, give_back_to=self.factory, actor=ACTOR)
+        self.chores.ticked(report)
         if time.monotonic() >= self.next_hourly:
             self._send_hourly()
         if self.on_tick:

@@ -34,7 +34,9 @@ def build_runtime(settings: Settings, *, actor: str) -> Runtime:
     watch_engine(engine, Watch("database"))  # one line when it goes away, one when it is back
     factory = make_session_factory(engine)
     # One HTTP client per process: connection reuse, and bounded waits on every call.
-    client = httpx.Client(timeout=httpx.Timeout(30.0, connect=5.0), follow_redirects=False)
+    client = httpx.Client(
+        timeout=httpx.Timeout(settings.http_timeout_seconds, connect=5.0), follow_redirects=False
+    )
     install_log_scrubber()
     # httpx logs every request URL at INFO; webhook URLs are secrets (their path is the key).
     logging.getLogger("httpx").setLevel(logging.WARNING)

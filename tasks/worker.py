@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import time
 import warnings
 
 from celery.exceptions import CPendingDeprecationWarning
-from celery.signals import celeryd_after_setup, worker_process_init, worker_ready
+from celery.signals import celeryd_after_setup, worker_process_init, worker_ready, worker_shutdown
 
-from pipeline.settings import Settings
+from pipeline.observe.metrics_dir import use_metrics_dir
+from pipeline.settings import LogFormat, Settings
 from tasks.app import create_app
 from tasks.broker import OutageLogFilter
+from tasks.heartbeat import Heartbeat
 
 __all__ = ["start_worker"]
 
@@ -36,6 +39,7 @@ def start_worker(
 ) -> None:
     if gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)  # before anything can touch CUDA
+    _observe(settings, name=f"{name}@{socket.gethostname()}", queues=queues)
     if "gpu" in queues:
         concurrency = 1
         os.environ[_WARM_ENV] = "1"
@@ -59,12 +63,33 @@ def start_worker(
         "INFO",
         "--without-gossip",
         "--without-mingle",
-        "--without-heartbeat",
     ]
+    if settings.broker_url.startswith("filesystem"):
+        argv.append("--without-heartbeat")  # broker heartbeats need a broadcast channel
+    if settings.log_format is LogFormat.JSON:
+        argv.insert(0, "--quiet")  # no banner: a log shipper gets JSON lines only
     if pool == "solo":
         worker_ready.connect(_warm_generator, weak=False)
         _one_thread_per_process()
     app.worker_main(argv)
+
+
+def _observe(settings: Settings, *, name: str, queues: list[str]) -> None:
+    """Metrics files and the heartbeat row, set up before Celery starts (and forks)."""
+    use_metrics_dir(settings.metrics_dir)
+    from tasks.metrics import install_step_metrics
+
+    install_step_metrics()
+    heartbeat = Heartbeat(settings, name=name, role="worker", queues=",".join(queues)).start()
+
+    def ready(**_: object) -> None:
+        heartbeat.state = "ready"
+
+    def shutdown(**_: object) -> None:
+        heartbeat.stop()
+
+    worker_ready.connect(ready, weak=False)
+    worker_shutdown.connect(shutdown, weak=False)
 
 
 def _one_line_per_outage() -> None:

@@ -83,10 +83,24 @@ def influencer_id(factory: sessionmaker[Session]) -> int:
         return add_influencer(s)
 
 
+# Seeding posts: the highest daily cap an influencer may set, so tests of other things can add many.
+SEED_SETTINGS = Settings.model_construct(max_posts_per_day=100)
+
+
 def add_post(
-    session: Session, handle: str = "mia", *, at: datetime = NOW, lead: int = 0, **kwargs: object
+    session: Session,
+    handle: str = "mia",
+    *,
+    at: datetime = NOW,
+    lead: int = 0,
+    now: datetime | None = None,
+    **kwargs: object,
 ) -> int:
+    """A one-off post at ``at``, added (by default) while ``at`` was still to come."""
     from pipeline.planning.posts import PostIn, create_post
 
     data = PostIn(publish_at=at, lead_minutes=lead, **kwargs)  # type: ignore[arg-type]
-    return create_post(session=session, handle=handle, data=data).id
+    added = create_post(
+        session=session, handle=handle, data=data, settings=SEED_SETTINGS, now=now or at
+    )
+    return added.id

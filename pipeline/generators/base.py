@@ -5,12 +5,13 @@ Backends live one per module (``preview``, ``zimage``); ``select_generator`` pic
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from PIL import Image
 
-__all__ = ["GeneratedImage", "GenerationRequest", "Generator"]
+__all__ = ["GeneratedImage", "GenerationRequest", "Generator", "is_placeholder"]
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,17 @@ class GenerationRequest:
 class GeneratedImage:
     image: Image.Image
     # Provenance recorded on the asset: generator, model, steps, guidance, seed, size, LoRA, timing.
+    # ``preview: False`` marks a real image; anything else counts as a placeholder.
     meta: dict[str, Any] = field(default_factory=dict)
+
+
+def is_placeholder(meta: Mapping[str, Any]) -> bool:
+    """Whether an image's provenance says placeholder: the preview generator's, or unmarked.
+
+    Only a generator that records ``preview: False`` (Z-Image does) makes images that may go to
+    Instagram or a webhook; an image of unknown origin is held back like a placeholder.
+    """
+    return meta.get("preview", True) is not False or meta.get("generator") == "preview"
 
 
 class Generator(Protocol):

@@ -5,7 +5,7 @@ Inputs are checked before any row changes; an edit re-plans only future posts no
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -21,8 +21,9 @@ from models import (
     PostStatus,
     SlotRule,
 )
-from pipeline.errors import InputError
-from pipeline.planning.expand import slot_rows
+from pipeline.errors import InputError, RuleBroken
+from pipeline.planning.expand import horizon_of, mark_planned, slot_rows
+from pipeline.planning.frequency import SCHEDULE_COLUMNS, check_rule_frequency, draft_of
 from pipeline.planning.influencers import get_influencer, pick_character
 from pipeline.planning.rules import (
     CalendarSettingsIn,
@@ -35,6 +36,7 @@ from pipeline.planning.slots import insert_slots
 from pipeline.planning.times import local_label, zone
 from pipeline.settings import Settings
 from pipeline.steps.moves import move
+from pipeline.validation import check_name, inserted_once
 
 __all__ = [
     "CalendarSummary",
@@ -94,11 +96,44 @@ def edit_calendar(
     calendar_changes = calendar_fields(settings_in, settings=settings)
     if not changes and not calendar_changes:
         raise InputError("nothing to change: give at least one option, e.g. --times 10:00")
+    if SCHEDULE_COLUMNS.intersection(changes):
+        draft = draft_of(target, changes)
+        check_rule_frequency(
+            session,
+            influencer=influencer,
+            rule=draft,
+            replacing=target.id,
+            settings=settings,
+            now=now,
+        )
     _assign(target, changes)
     _assign(calendar, calendar_changes)
     calendar.expand_at = None  # a longer horizon is planned at the next tick
     session.flush()
+    if calendar.broken_reason is not None:
+        # Cleared only when every rule plans again, over the calendar's whole horizon.
+        end = now + horizon_of(calendar, settings.horizon_days)
+        _plannable(
+            calendar,
+            influencer,
+            lambda: slot_rows(calendar, influencer, calendar.rules, start=now, end=end),
+        )
+        mark_planned(calendar)
     return replan(session, calendar, influencer, calendar.rules, now=now)
+
+
+def _plannable(
+    calendar: ContentCalendar, influencer: Influencer, plan: Callable[[], list[dict[str, Any]]]
+) -> list[dict[str, Any]]:
+    """The rows ``plan`` makes; a stored rule that cannot be planned is named with its fix."""
+    try:
+        return plan()
+    except RuleBroken as exc:
+        raise InputError(
+            f"calendar {calendar.name!r} cannot be planned: {exc}; fix it with "
+            f"`ryla calendar edit {influencer.handle} {calendar.name} --rule {exc.rule_id}`",
+            field="rule_id",
+        ) from None
 
 
 def _pick_rule(calendar: ContentCalendar, rule_id: int | None) -> SlotRule:
@@ -145,16 +180,23 @@ def add_rule(
     ).first()
     created = calendar is None
     if calendar is None:
+        calendar_name = check_name("calendar name", calendar_name, field="calendar_name")
         chosen = pick_character(session, influencer, character)
-        calendar = ContentCalendar(
-            influencer_id=influencer.id, character_id=chosen.id, name=calendar_name
-        )
-        _assign(calendar, calendar_changes)
-        session.add(calendar)
     else:
         _same_settings(calendar, calendar_changes)
         _not_a_copy(calendar, fields)
     new_rule = SlotRule(**{"days_of_week": [], "times": [], **fields})
+    check_rule_frequency(
+        session, influencer=influencer, rule=new_rule, replacing=None, settings=settings, now=now
+    )
+    if calendar is None:
+        calendar = ContentCalendar(
+            influencer_id=influencer.id, character_id=chosen.id, name=calendar_name
+        )
+        _assign(calendar, calendar_changes)
+        fix = "run the command again to add the rule to it"
+        with inserted_once(session, f"calendar {calendar_name!r} of {handle!r}", fix):
+            session.add(calendar)
     calendar.rules.append(new_rule)
     session.flush()
     if not created:
@@ -207,7 +249,13 @@ def replan(
     )
     open_ = [p for p in future if p.status is S.PLANNED and p.lease_owner is None]
     end = calendar.planned_until
-    rows = slot_rows(calendar, influencer, rules, start=now, end=end) if end and end > now else []
+    rows: list[dict[str, Any]] = []
+    if end and end > now:
+        rows = _plannable(
+            calendar,
+            influencer,
+            lambda: slot_rows(calendar, influencer, rules, start=now, end=end, now=now),
+        )
     fresh = {row["slot_key"]: row for row in rows}
     updated = removed = 0
     with_history = _with_history(session, [p.id for p in open_])
@@ -280,6 +328,7 @@ class CalendarSummary:
     rules: list[str]
     planned: int
     next_post: str
+    broken: str = ""  # why the beat cannot plan it, and since when; "" when it can
 
 
 _UPCOMING = [S.PLANNED, S.GENERATING, S.GENERATED, S.RENDERING, S.READY, S.APPROVED]
@@ -319,6 +368,11 @@ def _summary(
     if not influencer.active:
         state = "held (influencer paused)" if calendar.active else "paused"
     tz = zone(influencer.timezone)
+    broken = ""
+    if calendar.broken_reason is not None:
+        state = "BROKEN"
+        since = local_label(calendar.broken_at, tz) if calendar.broken_at else "?"
+        broken = f"since {since}: {calendar.broken_reason}"
     return CalendarSummary(
         handle=influencer.handle,
         name=calendar.name,
@@ -326,4 +380,5 @@ def _summary(
         rules=[f"#{rule.id} {describe_rule(rule)}" for rule in calendar.rules],
         planned=planned,
         next_post=local_label(following, tz) if following else "-",
+        broken=broken,
     )

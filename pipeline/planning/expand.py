@@ -1,25 +1,30 @@
 """Calendar expansion: slot rules in the influencer's zone become post rows, once each.
 
 Local wall times (simple days + times, or an RRULE via python-dateutil) resolve to UTC instants;
-each slot has a unique key, so expanding again creates nothing new.
+each slot has a unique key, so expanding again creates nothing new. A calendar that cannot be
+expanded is marked broken with the reason; the beat plans the others.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import or_, select
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from models import ContentCalendar, Influencer, Post, SlotRule
 from pipeline.captions import build_caption, caption_variables
+from pipeline.errors import RuleBroken, RylaError
 from pipeline.planning.rotation import pick_caption, rotate
 from pipeline.planning.slots import insert_slots
-from pipeline.planning.times import local_label, parse_local_time, parse_rrule, resolve_local, zone
+from pipeline.planning.times import local_label, resolve_local, zone
+from pipeline.planning.walls import advance_anchor, rule_walls
 
 __all__ = [
     "EXPAND_EVERY",
@@ -28,46 +33,17 @@ __all__ = [
     "expand_due_calendars",
     "fill_caption",
     "horizon_of",
+    "mark_broken",
+    "mark_planned",
     "slot_rows",
     "slots_for_rule",
 ]
 
 
+log = logging.getLogger(__name__)
+
 # How often the beat extends a calendar's plan by the time that has passed.
 EXPAND_EVERY = timedelta(hours=1)
-
-
-# A Monday: simple rules count their slots from here, so the count never depends on "now".
-_EPOCH = date(2001, 1, 1)
-
-
-def _simple_walls(rule: SlotRule, first: date, last: date) -> Iterator[tuple[datetime, int]]:
-    """(local wall time, slot ordinal) for a days + times rule, ordinals counted from _EPOCH."""
-    days = sorted(rule.days_of_week)
-    times = [parse_local_time(text) for text in rule.times]
-    day = first
-    while day <= last:
-        weekday = day.isoweekday()
-        if weekday in days:
-            weeks = (day - _EPOCH).days // 7
-            before = weeks * len(days) + sum(1 for d in days if d < weekday)
-            for index, at in enumerate(times):
-                yield datetime.combine(day, at), before * len(times) + index
-        day += timedelta(days=1)
-
-
-def _rrule_walls(
-    rule: SlotRule, tz: ZoneInfo, first: date, last: date
-) -> Iterator[tuple[datetime, int]]:
-    """(local wall time, slot ordinal) for an RRULE rule, ordinals counted from its DTSTART."""
-    assert rule.rrule and rule.dtstart
-    parsed = parse_rrule(rule.rrule, datetime.fromisoformat(rule.dtstart), tz)
-    for n, wall in enumerate(parsed):
-        wall = wall.replace(tzinfo=None)
-        if wall.date() > last:
-            return
-        if wall.date() >= first:
-            yield wall, n
 
 
 @dataclass(frozen=True)
@@ -87,9 +63,8 @@ def slots_for_rule(
     """Every slot of a rule in [start, end), with its deterministic rotation."""
     first = start.astimezone(tz).date() - timedelta(days=1)
     last = end.astimezone(tz).date() + timedelta(days=1)
-    walls = _rrule_walls(rule, tz, first, last) if rule.rrule else _simple_walls(rule, first, last)
     previous = None
-    for wall, n in walls:
+    for wall, n in rule_walls(rule, tz, first, last):
         at = resolve_local(wall.date(), wall.time(), tz)
         # Two wall times inside one DST gap land on the same instant: that is one post.
         if not start <= at < end or at == previous:
@@ -128,36 +103,71 @@ def slot_rows(
     *,
     start: datetime,
     end: datetime,
+    now: datetime | None = None,
 ) -> list[dict[str, Any]]:
-    """The post rows (as insert parameters) of the rules' slots in [start, end)."""
-    tz = zone(influencer.timezone)
-    lead = timedelta(minutes=calendar.lead_minutes)
+    """The post rows (as insert parameters) of the rules' slots in [start, end).
+
+    With ``now``, each RRULE's anchor is first moved up behind it. Raises ``RuleBroken``
+    naming the first rule that cannot be expanded.
+    """
     rows = []
     for rule in rules:
-        for slot in slots_for_rule(rule, tz=tz, start=start, end=end):
-            template = pick_caption(slot.n, rule.caption_templates)
-            rows.append(
-                {
-                    "influencer_id": calendar.influencer_id,
-                    "character_id": calendar.character_id,
-                    "calendar_id": calendar.id,
-                    "slot_key": slot.key,
-                    "publish_at": slot.publish_at,
-                    "generate_at": slot.publish_at - lead,
-                    "local_publish_time": slot.local_label,
-                    "scene": slot.scene,
-                    "environment": slot.environment,
-                    "outfit": slot.outfit,
-                    "caption_text": (
-                        rule.caption_text
-                        if template is None
-                        else fill_caption(template, influencer=influencer, slot=slot)
-                    ),
-                    "hashtags": list(rule.hashtags),
-                    "formats": list(calendar.formats),
-                }
-            )
+        try:
+            tz = zone(influencer.timezone)
+            if now is not None:
+                advance_anchor(rule, tz, now)
+            rows += _rule_rows(calendar, influencer, rule, tz, start, end)
+        except Exception as exc:  # any failure of a stored rule is that rule's: name it
+            raise RuleBroken(rule.id, _reason(exc)) from exc
     return rows
+
+
+def _rule_rows(
+    calendar: ContentCalendar,
+    influencer: Influencer,
+    rule: SlotRule,
+    tz: ZoneInfo,
+    start: datetime,
+    end: datetime,
+) -> list[dict[str, Any]]:
+    lead = timedelta(minutes=calendar.lead_minutes)
+    rows = []
+    for slot in slots_for_rule(rule, tz=tz, start=start, end=end):
+        template = pick_caption(slot.n, rule.caption_templates)
+        rows.append(
+            {
+                "influencer_id": calendar.influencer_id,
+                "character_id": calendar.character_id,
+                "calendar_id": calendar.id,
+                "slot_key": slot.key,
+                "publish_at": slot.publish_at,
+                "generate_at": slot.publish_at - lead,
+                "local_publish_time": slot.local_label,
+                "scene": slot.scene,
+                "environment": slot.environment,
+                "outfit": slot.outfit,
+                "caption_text": (
+                    rule.caption_text
+                    if template is None
+                    else fill_caption(template, influencer=influencer, slot=slot)
+                ),
+                "hashtags": list(rule.hashtags),
+                "formats": list(calendar.formats),
+            }
+        )
+    return rows
+
+
+def _reason(exc: Exception) -> str:
+    """One line for people: our own errors say what to do; anything else names its type."""
+    if isinstance(exc, RuleBroken):
+        return exc.reason
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    line = text if isinstance(exc, RylaError) else f"{type(exc).__name__}: {text}".rstrip(": ")
+    return line[:_REASON_CHARS]
+
+
+_REASON_CHARS = 500
 
 
 def expand_calendar(
@@ -180,12 +190,25 @@ def horizon_of(calendar: ContentCalendar, default_days: int) -> timedelta:
     return timedelta(days=calendar.horizon_days or default_days)
 
 
+def mark_broken(calendar: ContentCalendar, reason: str, *, now: datetime) -> None:
+    """Record why a calendar cannot be planned; its posts already planned go on."""
+    log.warning("calendar %s cannot be planned: %s", calendar.id, reason)
+    if calendar.broken_reason != reason:
+        calendar.broken_reason, calendar.broken_at = reason, now
+
+
+def mark_planned(calendar: ContentCalendar) -> None:
+    calendar.broken_reason = calendar.broken_at = None
+
+
 def expand_due_calendars(
     session: Session, *, now: datetime, horizon_days: int, limit: int | None = None
 ) -> int:
     """Extend active calendars that are due (at most ``limit`` of them, most overdue first).
 
-    Rows another beat is expanding right now are skipped rather than waited for.
+    Rows another beat is expanding right now are skipped rather than waited for. A calendar
+    whose rules cannot be expanded is marked broken and retried after ``EXPAND_EVERY``; the
+    others are planned as usual.
     """
     stmt = (
         select(ContentCalendar, Influencer)
@@ -204,10 +227,49 @@ def expand_due_calendars(
         .options(selectinload(ContentCalendar.rules))
         .with_for_update(skip_locked=True, of=ContentCalendar)
     )
-    rows: list[dict[str, Any]] = []
+    batches: list[_Batch] = []
     for calendar, influencer in session.execute(stmt):
+        calendar.expand_at = now + EXPAND_EVERY
         end = now + horizon_of(calendar, horizon_days)
         start = max(now, calendar.planned_until or now)
-        rows += slot_rows(calendar, influencer, calendar.rules, start=start, end=end)
-        calendar.planned_until, calendar.expand_at = end, now + EXPAND_EVERY
-    return insert_slots(session, rows)
+        try:
+            rows = slot_rows(calendar, influencer, calendar.rules, start=start, end=end, now=now)
+        except RuleBroken as exc:
+            mark_broken(calendar, str(exc), now=now)
+            continue
+        batches.append(_Batch(calendar, calendar.planned_until, rows))
+        calendar.planned_until = end
+        mark_planned(calendar)
+    session.flush()  # the calendars' own changes stay out of the insert's savepoint
+    return _insert_batches(session, batches, now)
+
+
+@dataclass
+class _Batch:
+    calendar: ContentCalendar
+    planned_until: datetime | None  # before this tick: restored if its rows are refused
+    rows: list[dict[str, Any]]
+
+
+def _insert_batches(session: Session, batches: list[_Batch], now: datetime) -> int:
+    """All rows in one insert; when the database refuses it, each calendar's rows on their own."""
+    try:
+        with session.begin_nested():
+            return insert_slots(session, [row for batch in batches for row in batch.rows])
+    except (DataError, IntegrityError):
+        log.warning("planning insert refused; inserting calendar by calendar to find the cause")
+    created = 0
+    for batch in batches:
+        try:
+            with session.begin_nested():
+                created += insert_slots(session, batch.rows)
+        except (DataError, IntegrityError) as exc:
+            batch.calendar.planned_until = batch.planned_until
+            mark_broken(batch.calendar, _database_reason(exc), now=now)
+    return created
+
+
+def _database_reason(exc: DataError | IntegrityError) -> str:
+    # The driver's own first line: the full text repeats the statement and every parameter.
+    first = str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else type(exc).__name__
+    return f"the database refused its posts ({first[:_REASON_CHARS]}): edit its rules"

@@ -8,15 +8,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, func, select
+from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from models import ContentCalendar, Influencer, Post, PostStatus
 from pipeline.planning.calendars import get_calendar
 from pipeline.planning.influencers import get_influencer
 from pipeline.settings import Settings
-from pipeline.steps.claims import not_held
-from pipeline.steps.moves import move_many, return_moves
+from pipeline.steps.claims import has_open_attempt, not_held, publish_may_be_out
+from pipeline.steps.moves import RUN_PREFIX, move_many, return_moves
 
 __all__ = [
     "Deleted",
@@ -30,9 +30,6 @@ __all__ = [
 ]
 
 S = PostStatus
-# dispatch.take_lease names a worker's run "run-…": a lease still holding the bare dispatch
-# token belongs to a message no worker has started, which is safe to take back.
-_RUN_PREFIX = "run-"
 _FREE = {"lease_owner": None, "lease_expires_at": None}
 # Not out yet: what a pause holds back.
 _WAITING = [S.PLANNED, S.GENERATED, S.READY, S.AWAITING_APPROVAL, S.APPROVED]
@@ -46,6 +43,7 @@ _CANCELLABLE = [
     S.READY,
     S.AWAITING_APPROVAL,
     S.APPROVED,
+    S.PREVIEW_ONLY,
 ]
 
 
@@ -121,7 +119,10 @@ def _resume(
     grace = now - timedelta(seconds=settings.grace_seconds)
     released = and_(scope, not_held())
     detail = f"slot passed more than {settings.grace_seconds} s ago while {what} was paused"
-    stale = select(Post.id).where(released, Post.status.in_(_MISSABLE), Post.publish_at < grace)
+    # A publish in flight resumes however late (it may be out: never missed), as in the tick.
+    stale = select(Post.id).where(
+        released, Post.status.in_(_MISSABLE), Post.publish_at < grace, ~has_open_attempt()
+    )
     missed = move_many(
         session,
         list(session.scalars(stale)),
@@ -143,11 +144,12 @@ def _resume(
 def return_unstarted_claims(
     session: Session, scope: ColumnElement[bool], *, actor: str, detail: str
 ) -> int:
-    """Take back claims whose message no worker has started: they wait in their stable state.
+    """Take back claims whose message no worker has started (their lease still holds the bare
+    dispatch token): they wait in their stable state.
 
     A worker that receives such a message later finds the post moved and ignores it.
     """
-    untaken = and_(scope, Post.lease_owner.is_not(None), ~Post.lease_owner.startswith(_RUN_PREFIX))
+    untaken = and_(scope, Post.lease_owner.is_not(None), ~Post.lease_owner.startswith(RUN_PREFIX))
     in_flight = [S.GENERATING, S.RENDERING, S.PUBLISHING]
     ids = list(session.scalars(select(Post.id).where(untaken, Post.status.in_(in_flight))))
     returned = 0
@@ -170,7 +172,7 @@ def return_unstarted_claims(
 @dataclass(frozen=True)
 class Deleted:
     cancelled: int  # posts not out yet
-    in_flight: int  # publishing right now: left to finish
+    in_flight: int  # publishing right now, or maybe out: left to finish
     kept: int  # the calendar's history: published, missed, failed … posts stay
 
 
@@ -180,7 +182,9 @@ def delete_calendar(*, session: Session, handle: str, name: str, actor: str) -> 
     scope = Post.calendar_id == calendar.id
     detail = f"calendar {name!r} deleted"
     return_unstarted_claims(session, scope, actor=actor, detail=detail)
-    ids = list(session.scalars(select(Post.id).where(scope, Post.status.in_(_CANCELLABLE))))
+    # A post whose publish may be out is left to settle, never cancelled behind Instagram's back.
+    cancellable = and_(scope, Post.status.in_(_CANCELLABLE), ~publish_may_be_out())
+    ids = list(session.scalars(select(Post.id).where(cancellable)))
     # Released slot keys: SQLite may hand the calendar's id to the next one it creates.
     values = {**_FREE, "slot_key": None}
     cancelled = move_many(
@@ -192,7 +196,7 @@ def delete_calendar(*, session: Session, handle: str, name: str, actor: str) -> 
         detail=detail,
         values=values,
     )
-    in_flight = _count(session, and_(scope, Post.status == S.PUBLISHING))
+    in_flight = _count(session, and_(scope, or_(Post.status == S.PUBLISHING, publish_may_be_out())))
     kept = _count(session, scope) - len(cancelled)
     session.delete(calendar)  # the posts' calendar_id becomes NULL (ON DELETE SET NULL)
     session.flush()

@@ -1,7 +1,8 @@
 """``ryla calendar import``: one-off posts and slot rules from CSV or YAML, all or nothing.
 
 Every row is checked (each in its own savepoint) and every error is listed by row; one bad row
-means nothing is imported, because the caller's transaction is rolled back.
+means nothing is imported, because the caller's transaction is rolled back. Files are capped in
+size and rows, and YAML is read without aliases (a few bytes of them can expand to gigabytes).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import io
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,21 @@ from pipeline.planning.rules import CalendarSettingsIn, RuleIn
 from pipeline.planning.times import parse_when, zone
 from pipeline.settings import Settings
 
-__all__ = ["ImportRejected", "ImportReport", "ImportRow", "import_rows", "read_rows"]
+__all__ = [
+    "MAX_IMPORT_BYTES",
+    "MAX_IMPORT_ROWS",
+    "MAX_LISTED_ERRORS",
+    "ImportRejected",
+    "ImportReport",
+    "ImportRow",
+    "import_rows",
+    "read_rows",
+]
+
+MAX_IMPORT_BYTES = 10 * 1024 * 1024
+MAX_IMPORT_ROWS = 50_000
+MAX_LISTED_ERRORS = 20  # the rest are counted: a person fixes the first ones and runs it again
+_MAX_YAML_DEPTH = 10  # a file of rules and posts nests 4 deep
 
 POST_FIELDS = (
     "handle",
@@ -83,10 +98,12 @@ class ImportRejected(InputError):
 
     def __init__(self, source: str, errors: list[str], total: int) -> None:
         self.errors = errors
-        lines = "\n".join(f"  {e}" for e in errors)
+        lines = [f"  {e}" for e in errors[:MAX_LISTED_ERRORS]]
+        if len(errors) > MAX_LISTED_ERRORS:
+            lines.append(f"  … and {len(errors) - MAX_LISTED_ERRORS:,} more problem(s)")
         super().__init__(
-            f"{len(errors)} problem(s) in {total} row(s) of {source}; nothing was imported:\n"
-            f"{lines}"
+            f"{len(errors):,} problem(s) in {total:,} row(s) of {source}; nothing was imported:\n"
+            + "\n".join(lines)
         )
 
 
@@ -102,29 +119,55 @@ def read_rows(path: Path) -> list[ImportRow]:
     suffix = path.suffix.lower()
     if suffix not in (".csv", ".yaml", ".yml"):
         raise InputError(f"cannot import {path.name!r}: use a .csv, .yaml or .yml file")
-    try:
-        text = path.read_text(encoding="utf-8-sig")  # a BOM from spreadsheet exports is fine
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read {str(path)!r}: {exc}") from None
+    text = _read_text(path)
     rows = _csv_rows(text, path.name) if suffix == ".csv" else _yaml_rows(text, path.name)
     if not rows:
         raise InputError(f"{path.name!r} has no rows: nothing to import")
+    if len(rows) > MAX_IMPORT_ROWS:
+        raise InputError(
+            f"{path.name!r} has {len(rows):,} rows: import at most {MAX_IMPORT_ROWS:,} at a time "
+            "(split the file)"
+        )
     return rows
+
+
+def _read_text(path: Path) -> str:
+    try:
+        if not path.is_file():
+            raise InputError(f"cannot import {str(path)!r}: it is not a file")
+        size = path.stat().st_size
+        if size > MAX_IMPORT_BYTES:
+            raise InputError(
+                f"{path.name!r} is {size:,} bytes: import at most {MAX_IMPORT_BYTES:,} bytes at "
+                "a time (split the file)"
+            )
+        return path.read_text(encoding="utf-8-sig")  # a BOM from spreadsheet exports is fine
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read {str(path)!r}: {exc}") from None
 
 
 def _csv_rows(text: str, source: str) -> list[ImportRow]:
     reader = csv.DictReader(io.StringIO(text), restkey="(extra cells)")
     known = {"kind", *POST_FIELDS, *RULE_FIELDS}
-    unknown = [name for name in reader.fieldnames or [] if name not in known]
-    if unknown or "kind" not in (reader.fieldnames or []):
+    try:
+        header = reader.fieldnames or []
+    except csv.Error as exc:
+        raise ImportRejected(source, [f"line 1: not valid CSV ({exc})"], 0) from None
+    unknown = [name for name in header if name not in known]
+    if unknown or "kind" not in header:
         problem = f"unknown column {unknown[0]!r}" if unknown else "no 'kind' column"
         error = f"line 1: {problem}: columns are kind, {', '.join(sorted(known - {'kind'}))}"
         raise ImportRejected(source, [error], 0)
     rows = []
-    for number, record in enumerate(reader, start=1):
-        values = {k: _csv_value(k, v) for k, v in record.items() if v not in (None, "", [])}
-        kind = str(values.pop("kind", "")).strip().lower()
-        rows.append(ImportRow(number, reader.line_num, kind, values))
+    try:
+        for number, record in enumerate(reader, start=1):
+            values = {k: _csv_value(k, v) for k, v in record.items() if v not in (None, "", [])}
+            kind = str(values.pop("kind", "")).strip().lower()
+            rows.append(ImportRow(number, reader.line_num, kind, values))
+    except csv.Error as exc:  # a cell over the csv module's limit, a NUL byte …
+        raise ImportRejected(
+            source, [f"line {reader.line_num}: not valid CSV ({exc})"], 0
+        ) from None
     return rows
 
 
@@ -139,9 +182,9 @@ def _csv_value(name: str, cell: str | list[str]) -> str | list[str]:
 def _yaml_rows(text: str, source: str) -> list[ImportRow]:
     try:
         # BaseLoader keeps every scalar a string: "09:00" must not become 540 (YAML 1.1 base 60).
-        root = yaml.compose(text, Loader=yaml.BaseLoader)
+        root = yaml.compose(text, Loader=_ImportLoader)
     except yaml.YAMLError as exc:
-        raise ImportRejected(source, [f"not valid YAML: {exc}"], 0) from None
+        raise ImportRejected(source, [_yaml_problem(exc)], 0) from None
     if not isinstance(root, yaml.MappingNode):
         error = "the file must be a mapping with 'rules:' and/or 'posts:'"
         raise ImportRejected(source, [error], 0)
@@ -156,6 +199,41 @@ def _yaml_rows(text: str, source: str) -> list[ImportRow]:
             values = _plain(item) if isinstance(item, yaml.MappingNode) else {"?": _plain(item)}
             rows.append(ImportRow(len(rows) + 1, item.start_mark.line + 1, kind, values))
     return rows
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """One line: where, and what (PyYAML's own text repeats the line with a caret under it)."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return f"{where}not valid YAML: {problem}"
+
+
+class _ImportLoader(yaml.BaseLoader):
+    """BaseLoader (every scalar stays a string) that refuses aliases and deep nesting.
+
+    An alias makes many places share one node; converting the nodes to values copies it each
+    time, so a kilobyte of nested aliases becomes gigabytes (the "billion laughs").
+    """
+
+    _depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node:
+        if self.check_event(yaml.AliasEvent):
+            raise yaml.MarkedYAMLError(
+                problem="aliases (*name) are not allowed in an import: write the values out",
+                problem_mark=self.peek_event().start_mark,
+            )
+        if self._depth >= _MAX_YAML_DEPTH:
+            raise yaml.MarkedYAMLError(
+                problem=f"nested more than {_MAX_YAML_DEPTH} levels deep",
+                problem_mark=self.peek_event().start_mark,
+            )
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
 
 def _plain(node: yaml.Node) -> Any:
@@ -234,11 +312,7 @@ def _import_rule(session: Session, row: ImportRow, settings: Settings, now: date
 def _import_post(session: Session, row: ImportRow, settings: Settings, now: datetime) -> None:
     handle, when = _text(row, "handle") or "", _text(row, "at") or ""
     at = parse_when(when, zone(get_influencer(session, handle).timezone), now)
-    if at < now - timedelta(seconds=settings.grace_seconds):
-        raise InputError(f"at {when!r} is in the past: a one-off post needs a time from now on")
     lead = _int(row, "lead_minutes")
-    if lead is not None and not 0 <= lead <= 24 * 60:
-        raise InputError(f"lead time {lead} min is out of range: use 0 to 1440")
     formats = _list(row, "formats") or ["feed_portrait"]
     data = PostIn(
         publish_at=at,
@@ -252,7 +326,7 @@ def _import_post(session: Session, row: ImportRow, settings: Settings, now: date
         formats=formats,
         lead_minutes=30 if lead is None else lead,
     )
-    create_post(session=session, handle=handle, data=data)
+    create_post(session=session, handle=handle, data=data, settings=settings, now=now)
 
 
 def _text(row: ImportRow, name: str) -> str | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -17,16 +18,30 @@ from models import (
     Influencer,
     SeedPolicy,
 )
-from pipeline.errors import InputError, ScheduleError
-from pipeline.planning.times import zone
+from pipeline.errors import InputError
+from pipeline.planning.caption_limits import check_influencer_captions
+from pipeline.planning.frequency import MAX_POSTS_PER_DAY, check_daily_cap, influencer_rules
+from pipeline.planning.times import iana_zone
+from pipeline.settings import Settings
+from pipeline.validation import (
+    MAX_PROMPT_CHARS,
+    check_lora,
+    check_name,
+    check_text,
+    for_field,
+    inserted_once,
+    shown,
+)
 
 __all__ = [
     "CharacterIn",
     "InfluencerIn",
+    "check_daily_cap_value",
     "create_character",
     "create_influencer",
     "get_influencer",
     "pick_character",
+    "set_daily_cap",
 ]
 
 
@@ -43,6 +58,7 @@ class InfluencerIn:
     caption_template: str = "{text}"
     default_hashtags: Sequence[str] = ()
     approval_required: bool = False
+    max_posts_per_day: int | None = None  # None: the RYLA_MAX_POSTS_PER_DAY setting
 
 
 def get_influencer(session: Session, handle: str) -> Influencer:
@@ -56,26 +72,66 @@ def get_influencer(session: Session, handle: str) -> Influencer:
 
 
 def create_influencer(*, session: Session, data: InfluencerIn) -> Influencer:
+    """A new influencer, every field checked (its caption template at its longest) first."""
     if not _HANDLE.match(data.handle):
-        raise InputError(f"invalid handle {data.handle!r}: use 1-30 letters, digits, '.' or '_'")
-    try:
-        zone(data.timezone)
-    except ScheduleError as exc:
-        raise InputError(str(exc)) from None
-    if session.scalars(select(Influencer.id).where(Influencer.handle == data.handle)).first():
-        raise InputError(f"influencer {data.handle!r} already exists: choose another handle")
+        raise InputError(
+            f"invalid handle {shown(data.handle)}: use 1-30 letters, digits, '.' or '_'",
+            field="handle",
+        )
+    with for_field("timezone"):
+        iana_zone(data.timezone)
     influencer = Influencer(
         handle=data.handle,
-        display_name=data.display_name,
+        display_name=check_name("display name", data.display_name, field="display_name"),
         timezone=data.timezone,
-        persona=data.persona,
-        voice=data.voice,
+        persona=check_text("persona", data.persona, field="persona", most=_MAX_ABOUT_CHARS),
+        voice=check_text("voice", data.voice, field="voice", most=_MAX_ABOUT_CHARS),
         caption_template=data.caption_template,
         default_hashtags=list(data.default_hashtags),
         approval_required=data.approval_required,
+        max_posts_per_day=check_daily_cap_value(data.max_posts_per_day),
     )
-    session.add(influencer)
-    session.flush()
+    check_influencer_captions(influencer)
+    if session.scalars(select(Influencer.id).where(Influencer.handle == data.handle)).first():
+        raise InputError(
+            f"influencer {data.handle!r} already exists: choose another handle", field="handle"
+        )
+    fix = "choose another handle"
+    with inserted_once(session, f"influencer {data.handle!r}", fix):
+        session.add(influencer)
+    return influencer
+
+
+# Persona and voice are read into captions ({persona}), so no longer than a caption.
+_MAX_ABOUT_CHARS = 2200
+
+
+def check_daily_cap_value(cap: int | None) -> int | None:
+    """An influencer's own cap of posts a day (None: follow the setting)."""
+    if cap is not None and not 1 <= cap <= MAX_POSTS_PER_DAY:
+        raise InputError(
+            f"daily cap {cap} is out of range: use 1 to {MAX_POSTS_PER_DAY} posts a day "
+            "(Instagram's own limit is 50 to 100)",
+            field="max_posts_per_day",
+        )
+    return cap
+
+
+def set_daily_cap(
+    *, session: Session, handle: str, cap: int | None, settings: Settings, now: datetime
+) -> Influencer:
+    """Set (or, with None, drop) an influencer's own daily cap; its plans must fit under it."""
+    influencer = get_influencer(session, handle)
+    check_daily_cap_value(cap)
+    rules = [rule for rule, _ in influencer_rules(session, influencer.id)]
+    check_daily_cap(
+        session,
+        influencer=influencer,
+        rules=rules,
+        cap=cap or settings.max_posts_per_day,
+        now=now,
+    )
+    influencer.max_posts_per_day = cap
     return influencer
 
 
@@ -99,20 +155,46 @@ class CharacterIn:
 
 
 def create_character(*, session: Session, handle: str, data: CharacterIn) -> Character:
+    """A new character of an influencer; a LoRA must exist here and be safetensors."""
     influencer = get_influencer(session, handle)
-    if data.lora_path and not data.lora_path.endswith(".safetensors"):
-        raise InputError(
-            f"LoRA {data.lora_path!r} is not a .safetensors file: pickled weights "
-            "can run code, convert it to safetensors"
-        )
+    fields = dict(data.__dict__)
+    fields["name"] = check_name("character name", data.name, field="name")
+    for name, most in _CHARACTER_TEXT.items():
+        check_text(name.replace("_", " "), fields[name], field=name, most=most)
+    if data.lora_path:
+        fields["lora_path"] = check_lora(data.lora_path)
     if not 0 <= data.seed < 2**31:
-        raise InputError(f"seed {data.seed} is out of range: use 0 to 2147483647")
-    if _character(session, influencer.id, data.name) is not None:
-        raise InputError(f"character {data.name!r} already exists for {handle!r}")
-    character = Character(influencer_id=influencer.id, **data.__dict__)
-    session.add(character)
-    session.flush()
+        raise InputError(f"seed {data.seed} is out of range: use 0 to 2147483647", field="seed")
+    if not 0 <= data.lora_scale <= 2:
+        raise InputError(
+            f"LoRA scale {data.lora_scale} is out of range: use 0 to 2", field="lora_scale"
+        )
+    if _character(session, influencer.id, fields["name"]) is not None:
+        raise InputError(
+            f"character {fields['name']!r} already exists for {handle!r}: choose another name",
+            field="name",
+        )
+    character = Character(influencer_id=influencer.id, **fields)
+    with inserted_once(
+        session, f"character {fields['name']!r} of {handle!r}", "choose another name"
+    ):
+        session.add(character)
     return character
+
+
+# The character's text fields and their lengths: the String columns' own, and a prompt part's.
+_CHARACTER_TEXT = {
+    "age": 40,
+    "ethnicity": 80,
+    "hair": 120,
+    "eyes": 80,
+    "body": 120,
+    "trigger_word": 64,
+    "features": MAX_PROMPT_CHARS,
+    "default_outfit": MAX_PROMPT_CHARS,
+    "identity_prompt": 2 * MAX_PROMPT_CHARS,
+    "negative_prompt": 2 * MAX_PROMPT_CHARS,
+}
 
 
 def _character(session: Session, influencer_id: int, name: str) -> Character | None:

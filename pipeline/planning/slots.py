@@ -1,4 +1,7 @@
-"""Inserting planned slots: each slot key once (ON CONFLICT DO NOTHING), in bulk.
+"""Inserting planned slots: each slot key once, one post per influencer per instant, in bulk.
+
+A row that clashes with either unique index is skipped (ON CONFLICT DO NOTHING without a
+target), so a second rule with the same instants, or a one-off already there, wins nothing.
 
 PostgreSQL gets one JSON record set per few thousand rows; SQLite a plain multi-row insert.
 """
@@ -23,14 +26,12 @@ __all__ = ["insert_slots"]
 
 
 def insert_slots(session: Session, rows: Sequence[dict[str, Any]]) -> int:
-    """Insert the rows whose slot key is new; return how many were created."""
+    """Insert the rows whose slot key and instant are free; return how many were created."""
     if not rows:
         return 0
     if session.get_bind().dialect.name == "postgresql":
         return _insert_slots_json(session, rows)
-    stmt = (
-        sqlite_insert(Post).on_conflict_do_nothing(index_elements=["slot_key"]).returning(Post.id)
-    )
+    stmt = sqlite_insert(Post).on_conflict_do_nothing().returning(Post.id)
     return len(list(session.scalars(stmt, list(rows))))
 
 
@@ -65,7 +66,7 @@ def _insert_slots_json(session: Session, rows: Sequence[dict[str, Any]]) -> int:
     stmt = (
         pg_insert(Post)
         .from_select(names, select(*table.render_derived(with_types=True).c))
-        .on_conflict_do_nothing(index_elements=["slot_key"])
+        .on_conflict_do_nothing()
         .returning(Post.id)
     )
     created = 0

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime, time, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from functools import cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from dateutil.rrule import rrule, rrulestr
 
@@ -15,6 +16,7 @@ from pipeline.errors import ScheduleError
 
 __all__ = [
     "first_occurrence",
+    "iana_zone",
     "local_label",
     "parse_days",
     "parse_local_time",
@@ -22,6 +24,7 @@ __all__ = [
     "parse_times",
     "parse_when",
     "resolve_local",
+    "rrule_parts",
     "zone",
 ]
 
@@ -42,6 +45,25 @@ def zone(name: str) -> ZoneInfo:
         raise ScheduleError(
             f"unknown time zone {name!r}: use an IANA name such as Europe/Berlin or Asia/Tokyo"
         ) from None
+
+
+# Files in the zone database that are not zones people mean: the machine's own setting (which
+# differs between machines), the old POSIX default and the "no zone" placeholder.
+_NOT_ZONES = frozenset({"localtime", "posixrules", "Factory"})
+
+
+@cache
+def _iana_names() -> frozenset[str]:
+    return frozenset(available_timezones()) - _NOT_ZONES
+
+
+def iana_zone(name: str) -> ZoneInfo:
+    """A zone given by a person: an IANA name (``UTC`` and ``Etc/UTC`` included), nothing else."""
+    if name not in _iana_names():
+        raise ScheduleError(
+            f"unknown time zone {name!r}: use an IANA name such as Europe/Berlin or Asia/Tokyo"
+        )
+    return zone(name)
 
 
 def parse_local_time(text: str) -> time:
@@ -102,23 +124,36 @@ def parse_when(text: str, tz: ZoneInfo, now: datetime) -> datetime:
     text = text.strip()
     if text == "now":
         return now
-    if match := _RELATIVE.match(text):
-        return now + timedelta(**{_UNITS[match[2]]: int(match[1])})
     try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
+        if match := _RELATIVE.match(text):
+            return now + timedelta(**{_UNITS[match[2]]: int(match[1])})
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError:
+            raise ScheduleError(
+                f"malformed time {text[:40]!r}: use 'YYYY-MM-DD HH:MM' (local), 'now' or '+30m'"
+            ) from None
+        if not _FIRST_YEAR <= parsed.year <= _LAST_YEAR:
+            raise OverflowError(parsed.year)
+        if parsed.tzinfo is not None:
+            return parsed.astimezone(UTC)
+        return resolve_local(parsed.date(), parsed.time(), tz)
+    except OverflowError:
         raise ScheduleError(
-            f"malformed time {text!r}: use 'YYYY-MM-DD HH:MM' (local), 'now' or '+30m'"
+            f"time {text[:40]!r} is out of range: give a time in the coming months, "
+            "e.g. '+2h' or 'YYYY-MM-DD HH:MM'"
         ) from None
-    if parsed.tzinfo is not None:
-        return parsed.astimezone(UTC)
-    return resolve_local(parsed.date(), parsed.time(), tz)
+
+
+# Years a time may name at all (a one-off's own window is checked where it is planned): far
+# enough from 1 and 9999 that moving between zones never leaves what datetime can hold.
+_FIRST_YEAR, _LAST_YEAR = 1970, 2999
 
 
 _SLOWEST_FIRST = ("YEARLY", "MONTHLY", "WEEKLY", "DAILY", "HOURLY")
 
 
-def _rrule_parts(text: str) -> dict[str, str]:
+def rrule_parts(text: str) -> dict[str, str]:
     """The rule's NAME=VALUE parts, for the checks dateutil does not make."""
     body = text.strip()
     if body.upper().startswith("RRULE:"):
@@ -153,7 +188,7 @@ def parse_rrule(text: str, dtstart: datetime, tz: ZoneInfo) -> rrule:
     A ``UNTIL`` in UTC (``…Z``) needs a zone-aware start in dateutil; either way the wall
     times are read without their zone and resolved by ``resolve_local``.
     """
-    _check_rrule_parts(text, _rrule_parts(text))
+    _check_rrule_parts(text, rrule_parts(text))
     body = text.strip()
     try:
         rule = rrulestr(body, dtstart=dtstart)

@@ -1,7 +1,8 @@
 """The contract every publisher meets, and the tree of errors a publish can end in.
 
 PublishError
-├── TransientPublishError   retry later, same attempt state (network, 5xx, throttling)
+├── TransientPublishError   retry later, same attempt state (network, 5xx)
+│   └── Throttled           the target asks us to slow down: rescheduled without a try
 ├── PermanentPublishError   the post is wrong for the target: failed, with the reason
 ├── AuthExpired             the target needs re-authorisation; its posts wait
 ├── QuotaExceeded           the target's window is full; retry at ``retry_at``
@@ -15,9 +16,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["Checkpoint", "MediaItem", "PublishRequest", "PublishResult", "Publisher"]
+__all__ = [
+    "Checkpoint",
+    "MediaItem",
+    "PublishRequest",
+    "PublishResult",
+    "Publisher",
+    "Verdict",
+    "Verifier",
+]
 
 
 @dataclass(frozen=True)
@@ -42,6 +51,10 @@ class PublishRequest:
     metadata: dict[str, Any] = field(default_factory=dict)
     # What an interrupted earlier attempt had recorded (e.g. a container id), to resume from.
     resume: dict[str, Any] = field(default_factory=dict)
+    # When the attempt started: nothing it published can be older.
+    not_before: datetime | None = None
+    # Media ids other posts of the account already hold: never this post's.
+    known_media_ids: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -59,3 +72,21 @@ class Publisher(Protocol):
     kind: str
 
     def publish(self, request: PublishRequest, checkpoint: Checkpoint) -> PublishResult: ...
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What a target says about an earlier attempt, asked before a person's answer is recorded."""
+
+    published: bool | None  # None: the target cannot tell
+    media_id: str | None = None  # when published and the media is known
+    detail: str = ""  # the target's own words, for the person
+
+
+@runtime_checkable
+class Verifier(Protocol):
+    """A publisher that can be asked whether an earlier attempt went out (Instagram can)."""
+
+    def verify(self, request: PublishRequest) -> Verdict: ...
+
+    def media_exists(self, media_id: str) -> bool: ...

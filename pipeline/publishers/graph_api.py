@@ -139,7 +139,7 @@ class GraphApi:
             return body
         error = GraphError.from_body(body)
         if error is None:
-            raise _unexpected_answer(response.status_code, action)
+            raise _unexpected_answer(response, action)
         exc = classify_graph_error(
             error,
             action=action,
@@ -153,11 +153,14 @@ class GraphApi:
         raise exc
 
 
-def _unexpected_answer(status: int, action: str) -> PublishError:
+def _unexpected_answer(response: httpx.Response, action: str) -> PublishError:
+    status = response.status_code
     what = f"Instagram {action}: HTTP {status} without a Graph API answer"
     if status >= 500 or status < 300:
         return AnswerLost(what)
-    if status in (408, 429):
+    if status == 429:  # a rate limit in front of the API (a proxy, Meta's edge)
+        return GraphThrottled(f"{what}; rate limited", retry_after_from_headers(response.headers))
+    if status == 408:
         return TransientPublishError(f"{what}; will retry")
     return PermanentPublishError(f"{what}; check the target's base_url and api_version")
 

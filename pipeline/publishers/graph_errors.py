@@ -159,7 +159,8 @@ def _classify_by_code(
     if error.code in AUTH_CODES:
         return AuthExpired(f"{what}; re-authorise the Instagram account for this target")
     if error.code in THROTTLE_CODES:
-        return GraphThrottled(f"{what}; rate limited, will retry later", retry_after)
+        # Said without "will retry": whether it will depends on the post's throttle budget.
+        return GraphThrottled(f"{what}; rate limited", retry_after)
     if error.code in TRANSIENT_CODES or error.is_transient:
         return TransientPublishError(f"{what}; will retry")
     if http_status >= 500:
@@ -182,7 +183,10 @@ def raise_for_container_error(container_id: str, status: str) -> None:
 
 
 def retry_after_from_headers(headers: Mapping[str, str]) -> float | None:
-    """Seconds until Meta lifts a rate limit, from its usage headers when it sends them."""
+    """Seconds until Meta lifts a rate limit, from its usage headers (or a plain Retry-After)."""
+    plain = headers.get("retry-after")
+    if plain and plain.strip().isdigit():
+        return float(plain.strip()) or None
     raw = headers.get("x-business-use-case-usage")
     minutes: list[float] = []
     try:

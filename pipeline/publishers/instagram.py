@@ -15,7 +15,13 @@ import httpx
 from pipeline.errors import (
     PermanentPublishError,
 )
-from pipeline.publishers.base import Checkpoint, MediaItem, PublishRequest, PublishResult
+from pipeline.publishers.base import (
+    Checkpoint,
+    MediaItem,
+    PublishRequest,
+    PublishResult,
+    Verdict,
+)
 from pipeline.publishers.graph_api import (
     DEFAULT_API_VERSION,
     DEFAULT_BASE_URL,
@@ -28,7 +34,17 @@ from pipeline.publishers.graph_api import (
 from pipeline.publishers.graph_errors import (
     install_log_scrubber,
 )
-from pipeline.publishers.instagram_run import CHECKPOINT_KEYS, ContainerStatus, PublishRun
+from pipeline.publishers.instagram_media import (
+    media_exists,
+    media_made_by,
+    read_container_status,
+)
+from pipeline.publishers.instagram_run import (
+    CHECKPOINT_KEYS,
+    ContainerStatus,
+    PublishRun,
+    media_query,
+)
 
 __all__ = ["CHECKPOINT_KEYS", "ContainerStatus", "InstagramPublisher", "check_publish_request"]
 
@@ -89,6 +105,30 @@ class InstagramPublisher:
     def publish(self, request: PublishRequest, checkpoint: Checkpoint) -> PublishResult:
         check_publish_request(request)
         return PublishRun(self, request, checkpoint).execute()
+
+    def verify(self, request: PublishRequest) -> Verdict:
+        """What Instagram says about the attempt's container, for a person settling the post.
+
+        Raises PublishError when Instagram cannot be asked (network, token).
+        """
+        container = str(
+            request.resume.get("publish_requested") or request.resume.get("container_id") or ""
+        )
+        if not container:
+            return Verdict(None, detail="no Instagram container was recorded for this attempt")
+        status, _ = read_container_status(self.api, container)
+        said = f"Instagram reports container {container} as {status.value}"
+        if status is ContainerStatus.PUBLISHED:
+            found = media_made_by(self.api, self.ig_user_id, media_query(request), now=self.clock())
+            media_id = found[0] if len(found) == 1 else None
+            which = f"media {media_id}" if media_id else f"{len(found)} media fit it"
+            return Verdict(True, media_id, f"{said} ({which})")
+        if status is ContainerStatus.IN_PROGRESS:
+            return Verdict(None, detail=f"{said}: still processing, ask again in a minute")
+        return Verdict(False, detail=f"{said}: it was not published through this container")
+
+    def media_exists(self, media_id: str) -> bool:
+        return media_exists(self.api, media_id)
 
     def content_publishing_limit(self, since: datetime | None = None) -> PublishingQuota:
         return content_publishing_limit(self.api, self.ig_user_id, since=since)

@@ -1,12 +1,15 @@
 """One Instagram publish, step by step: create the container, checkpoint it, poll it, then
 ``media_publish`` it once; a lost answer is settled by asking the container, never by repeating.
+
+The rule: once any ``media_publish`` for a post may have reached Instagram, that post can only
+end published (media id known) or unknown (a person decides) — never failed, never re-sent
+through a new container — whatever later calls answer. ``PublishRun.in_doubt`` carries it.
 """
 
 from __future__ import annotations
 
 import contextlib
 from datetime import datetime, timedelta
-from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from pipeline.errors import (
@@ -24,30 +27,30 @@ from pipeline.publishers.graph_errors import (
     PublishingRestricted,
     raise_for_container_error,
 )
+from pipeline.publishers.instagram_media import (
+    ContainerStatus,
+    MediaQuery,
+    media_made_by,
+    read_container_status,
+)
 
 if TYPE_CHECKING:
     from pipeline.publishers.instagram import InstagramPublisher
 
-__all__ = ["CHECKPOINT_KEYS", "ContainerStatus", "PublishRun"]
+__all__ = ["CHECKPOINT_KEYS", "ContainerStatus", "PublishRun", "media_query"]
 
 # What publish() hands to the checkpoint and reads back from request.resume: the post's
-# container, the container whose media_publish may have reached Instagram ("" once refused),
-# and the media id once published.
+# container, the container whose media_publish may have reached Instagram (cleared only by a
+# refusal while no earlier call is in doubt), and the media id once published.
 CHECKPOINT_KEYS = ("container_id", "publish_requested", "external_id")
 
-
-_CONTAINER_MARK = "container:"  # external id when the media id behind a container is not found
-
-
-class ContainerStatus(StrEnum):
-    IN_PROGRESS = "IN_PROGRESS"
-    FINISHED = "FINISHED"
-    ERROR = "ERROR"
-    EXPIRED = "EXPIRED"
-    PUBLISHED = "PUBLISHED"
-
-
 _S = ContainerStatus
+
+
+def media_query(request: PublishRequest) -> MediaQuery:
+    return MediaQuery(
+        request.media_type, request.caption, request.not_before, request.known_media_ids
+    )
 
 
 class PublishRun:
@@ -61,15 +64,21 @@ class PublishRun:
         self.request = request
         self.checkpoint = checkpoint
         self.resume = request.resume
-        # True while a media_publish of the current container may have reached Instagram.
+        # The checkpoint holds "publish_requested" for the current container.
         self.publish_requested = False
+        # Some media_publish of this post may have reached Instagram: an answer was lost, or a
+        # run before this one sent one and never learnt its outcome. Never cleared in a run:
+        # a later refusal says only that the later call did not publish.
+        self.in_doubt = False
 
     def execute(self) -> PublishResult:
         container_id = str(self.resume.get("container_id") or "") or None
         if self.resume.get("external_id"):
             return self._result(str(self.resume["external_id"]), container_id)
-        if container_id:
-            self.publish_requested = self.resume.get("publish_requested") == container_id
+        requested = str(self.resume.get("publish_requested") or "")
+        if requested:
+            container_id = requested  # the container that may be out is the one to ask
+            self.publish_requested = self.in_doubt = True
         if container_id is None:
             self._check_quota()
         for _ in range(self.poll.containers):
@@ -79,7 +88,7 @@ class PublishRun:
             if media_id is not None:
                 self.checkpoint("external_id", media_id)
                 return self._result(media_id, container_id)
-            container_id = None  # EXPIRED or ERROR, never published: a new one is safe
+            container_id = None  # EXPIRED or ERROR and never sent for publishing: replaceable
         raise TransientPublishError(
             f"Instagram could not process {self.poll.containers} containers in a row for post "
             f"{self.request.post_id}; will retry with a new one"
@@ -107,6 +116,8 @@ class PublishRun:
             fields["media_type"] = "STORIES"  # stories take no caption
         else:
             fields["caption"] = request.caption
+        # The AI label goes on the container that becomes the post: for a carousel, the
+        # carousel container only, never its items (Meta's changelog, 2026-06-22).
         fields["is_ai_generated"] = "true"
         container_id = self._create(fields)
         self.checkpoint("container_id", container_id)
@@ -114,7 +125,7 @@ class PublishRun:
         return container_id
 
     def _image_fields(self, item: MediaItem) -> dict[str, str]:
-        fields = {"image_url": str(item.url), "is_ai_generated": "true"}
+        fields = {"image_url": str(item.url)}
         if self.request.alt_text and self.request.media_type != "story":
             fields["alt_text"] = self.request.alt_text
         return fields
@@ -142,13 +153,7 @@ class PublishRun:
         return children
 
     def _status(self, container_id: str) -> tuple[ContainerStatus, str]:
-        body = self.api.get(container_id, action="container status", fields="status_code,status")
-        try:
-            return ContainerStatus(str(body.get("status_code"))), str(body.get("status") or "")
-        except ValueError:
-            raise TransientPublishError(
-                f"Instagram container {container_id}: unknown status {body.get('status_code')!r}"
-            ) from None
+        return read_container_status(self.api, container_id)
 
     def _wait_until_ready(self, container_id: str) -> ContainerStatus:
         pauses = self.poll.delays(self.poll.status_checks - 1)
@@ -183,6 +188,7 @@ class PublishRun:
             try:
                 return self._media_publish(container_id)
             except AnswerLost as lost:
+                self.in_doubt = True
                 status = self._status_after_lost_answer(container_id, lost)
             except ContainerNotReady:
                 self._publish_refused()
@@ -195,7 +201,8 @@ class PublishRun:
             if status is not _S.FINISHED:
                 self._check_replaceable(container_id, status)
                 return None
-            # Still FINISHED: Instagram has not published it, so asking again is safe.
+            # Still FINISHED: this container is not published, and one container can never
+            # become two posts, so sending its media_publish again cannot double the post.
         raise TransientPublishError(
             f"Instagram media_publish of container {container_id} failed "
             f"{self.poll.publish_tries} times while it stayed unpublished; will retry"
@@ -215,8 +222,9 @@ class PublishRun:
         return str(body["id"])
 
     def _publish_refused(self) -> None:
-        # A definite refusal: this publish never happened, so the container may be replaced.
-        if self.publish_requested:
+        # A definite refusal proves that this call did not publish. It proves nothing about an
+        # earlier call whose answer was lost: while one is in doubt, "may be out" stays.
+        if self.publish_requested and not self.in_doubt:
             self.checkpoint("publish_requested", "")
             self.publish_requested = False
 
@@ -237,7 +245,7 @@ class PublishRun:
         raise OutcomeUnknown(
             f"{self.api.scrub(str(lost))}; container {container_id} stayed {seen} through "
             f"{self.poll.verify_checks} checks, so the post may or may not be on Instagram: "
-            "look at the account, then mark the post published or publish it by hand"
+            f"`ryla post resolve {self.request.post_id}` asks Instagram again and records it"
         )
 
     def _status_after_refusal(self, container_id: str, refused: PublishError) -> ContainerStatus:
@@ -253,16 +261,18 @@ class PublishRun:
             refused.retry_at = self._quota_retry_at()
         waiting = isinstance(refused, QuotaExceeded | GraphThrottled)  # a new container won't help
         if status in (_S.EXPIRED, _S.ERROR) and not waiting:
-            if status is _S.ERROR:
+            if status is _S.ERROR and not self.in_doubt:
                 raise_for_container_error(container_id, detail)
-            return status  # the container itself is spent: the caller replaces it
+            return status  # the container itself is spent: the caller replaces it, or not
         raise refused
 
     def _check_replaceable(self, container_id: str, status: ContainerStatus) -> None:
-        if self.publish_requested:
+        # The rule: a container that may have been published is never replaced by a new one.
+        if self.publish_requested or self.in_doubt:
             raise OutcomeUnknown(
                 f"Instagram container {container_id} is {status.value} after a media_publish "
-                "that may have reached Instagram; look at the account before publishing again"
+                "that may have reached Instagram; it is never replaced by a new container: "
+                f"look at the account, then `ryla post resolve {self.request.post_id}`"
             )
 
     def _quota_retry_at(self) -> datetime:
@@ -275,29 +285,39 @@ class PublishRun:
     # -- the result ---------------------------------------------------------------------
 
     def _find_media_id(self, container_id: str) -> str:
-        """The media behind a PUBLISHED container whose publish answer we never got.
-
-        Containers do not name their media, so match the newest posts by caption; without a
-        match, the container id (marked) stands in.
-        """
-        caption = self.request.caption
+        """The media behind a PUBLISHED container whose publish answer we never got."""
+        # The post is out: from here it can only end published or unknown.
+        self.in_doubt = True
+        if not self.publish_requested:
+            self.checkpoint("publish_requested", container_id)
+            self.publish_requested = True
         try:
-            recent = self.api.get(
-                f"{self.user}/media", action="recent media", fields="id,caption", limit=25
+            found = media_made_by(
+                self.api, self.user, media_query(self.request), now=self.publisher.clock()
             )
-            for media in recent.get("data", []):
-                if caption and media.get("caption") == caption and media.get("id"):
-                    return str(media["id"])
-        except PublishError:
-            pass  # the post is out either way; the id is a nicety
-        return f"{_CONTAINER_MARK}{container_id}"
+        except PublishError as exc:
+            raise TransientPublishError(
+                f"Instagram container {container_id} is PUBLISHED, but its media could not be "
+                f"listed ({exc}); the next try asks again"
+            ) from None
+        if len(found) == 1:
+            return found[0]
+        if not found:  # Meta lists new media with a delay now and then
+            raise TransientPublishError(
+                f"Instagram container {container_id} is PUBLISHED, but its media is not listed "
+                "yet; the next try asks again"
+            )
+        raise OutcomeUnknown(
+            f"Instagram container {container_id} is PUBLISHED, but {len(found)} media published "
+            f"in the same minutes fit it ({', '.join(found)}): find this post on the account, "
+            f"then `ryla post resolve {self.request.post_id} --published --media-id ID`"
+        )
 
     def _result(self, media_id: str, container_id: str | None) -> PublishResult:
         permalink = None
-        if not media_id.startswith(_CONTAINER_MARK):
-            # Best-effort: the post is out, a missing link is no failure.
-            with contextlib.suppress(PublishError):
-                answer = self.api.get(media_id, action="permalink", fields="permalink")
-                permalink = answer.get("permalink")
+        # Best-effort: the post is out, a missing link is no failure.
+        with contextlib.suppress(PublishError):
+            answer = self.api.get(media_id, action="permalink", fields="permalink")
+            permalink = answer.get("permalink")
         detail = {"ig_user_id": self.user, "container_id": container_id}
         return PublishResult(external_id=media_id, permalink=permalink, detail=detail)

@@ -23,8 +23,20 @@ from pipeline.errors import InputError
 from pipeline.planning.influencers import get_influencer
 from pipeline.publishers.tokens import token_dates
 from pipeline.settings import Settings, load_secret_key
+from pipeline.validation import check_name, inserted_once
 
-__all__ = ["TargetIn", "create_target", "get_target", "resolve_target", "set_target_secrets"]
+__all__ = [
+    "ACCEPT_PREVIEWS",
+    "TargetIn",
+    "create_target",
+    "get_target",
+    "resolve_target",
+    "set_target_secrets",
+    "takes_previews",
+]
+
+# A target's config flag: a test target that takes the preview generator's placeholders.
+ACCEPT_PREVIEWS = "accept_previews"
 
 # kind -> (config keys that must be set, secret keys that must be set)
 REQUIRED: dict[TargetKind, tuple[tuple[str, ...], tuple[str, ...]]] = {
@@ -40,6 +52,7 @@ class TargetIn:
     kind: TargetKind
     config: Mapping[str, str] = field(default_factory=dict)
     secrets: Mapping[str, str] = field(default_factory=dict)
+    accept_previews: bool = False  # a test target: placeholder images may go to it
 
 
 def _check_url(what: str, url: str) -> None:
@@ -58,6 +71,11 @@ def _validate(data: TargetIn) -> None:
     for key in secret_keys:
         if not data.secrets.get(key):
             raise InputError(f"a {data.kind} target needs its secret {key.replace('_', ' ')}")
+    if data.accept_previews and data.kind is TargetKind.OUTBOX:
+        raise InputError(
+            "--accept-previews is for instagram and webhook test targets: the outbox always "
+            "takes previews"
+        )
     if data.kind is TargetKind.WEBHOOK:
         _check_url("the webhook URL", data.secrets["url"])
     if base_url := data.config.get("base_url"):
@@ -84,22 +102,25 @@ def create_target(
     *, session: Session, settings: Settings, handle: str, data: TargetIn, now: datetime
 ) -> PublishTarget:
     influencer = get_influencer(session, handle)
+    name = check_name("target name", data.name, field="name")
     _validate(data)
-    if session.scalars(select(PublishTarget.id).where(PublishTarget.name == data.name)).first():
-        raise InputError(f"publish target {data.name!r} already exists: choose another name")
+    if session.scalars(select(PublishTarget.id).where(PublishTarget.name == name)).first():
+        raise InputError(f"publish target {name!r} already exists: choose another name")
     secrets = {k: v for k, v in data.secrets.items() if v}
-    config = dict(data.config)
+    config: dict[str, object] = dict(data.config)
     if data.kind is TargetKind.INSTAGRAM:
         config |= token_dates(now)  # a token entered now is fresh: no refresh for 24 h
+    if data.accept_previews:
+        config[ACCEPT_PREVIEWS] = True
     target = PublishTarget(
         influencer_id=influencer.id,
-        name=data.name,
+        name=name,
         kind=data.kind,
         config=config,
         secrets_encrypted=encrypt_secrets(secrets, load_secret_key(settings)) if secrets else None,
     )
-    session.add(target)
-    session.flush()
+    with inserted_once(session, f"publish target {name!r}", "choose another name"):
+        session.add(target)
     return target
 
 
@@ -121,6 +142,13 @@ def set_target_secrets(
         target.config = {k: v for k, v in target.config.items() if k not in stale}
         target.config |= token_dates(now)
     return target
+
+
+def takes_previews(target: PublishTarget | None) -> bool:
+    """The outbox (a folder a person looks at) and test targets take placeholder images."""
+    if target is None or target.kind is TargetKind.OUTBOX:
+        return True
+    return target.config.get(ACCEPT_PREVIEWS) is True
 
 
 def resolve_target(session: Session, post: Post) -> PublishTarget | None:

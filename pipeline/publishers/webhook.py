@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 
-from pipeline.errors import PermanentPublishError, TransientPublishError
+from pipeline.errors import PermanentPublishError, Throttled, TransientPublishError
 from pipeline.publishers.base import Checkpoint, PublishRequest, PublishResult
 
 __all__ = [
@@ -37,7 +37,7 @@ __all__ = [
 
 SIGNATURE_HEADER = "X-Ryla-Signature"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
-_RETRYABLE = {408, 425, 429}
+_RETRYABLE = {408, 425}
 
 
 class WebhookPublisher:
@@ -94,6 +94,8 @@ class WebhookPublisher:
                 detail={"status": status},
             )
         what = f"webhook {self.host} answered HTTP {status}"
+        if status == 429:  # the receiver asks us to slow down: no try is spent on waiting
+            raise Throttled(f"{what}; rate limited", _retry_after(response))
         if status in _RETRYABLE or status >= 500:
             raise TransientPublishError(f"{what}; will retry")
         snippet = response.text[:200].replace("\n", " ").strip()
@@ -165,6 +167,11 @@ def _json_object(response: httpx.Response) -> dict[str, Any]:
     except ValueError:
         return {}  # receivers may answer plain "ok"
     return answer if isinstance(answer, dict) else {}
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after", "").strip()
+    return float(value) if value.isdigit() and int(value) > 0 else None
 
 
 def _str_or_none(value: object) -> str | None:

@@ -13,7 +13,9 @@
 | ``publish`` | prepare → perform → record, and ``run_publish`` (exactly once) |
 | ``attempts`` | publish attempts: committed first, checkpointed, finished once |
 | ``assets`` | the files a step writes and their asset rows |
-| ``triggers`` | what a person asks for: regenerate, approve, cancel, resolve |
+| ``previews`` | the placeholder guard: preview images never go to Instagram or a webhook |
+| ``triggers`` | what a person asks for: regenerate, publish, approve, cancel |
+| ``resolve`` | settling a post that may be out: ask the target, then a person's answer |
 | ``runtime`` | what a process needs to run steps |
 | ``run`` | running a claimed step by its name |
 """

@@ -24,7 +24,14 @@ from pipeline.errors import (
 from pipeline.publishers.base import Checkpoint, PublishResult
 from pipeline.settings import Settings
 
-__all__ = ["RESUME_KEYS", "attempt_checkpoint", "finish_attempt", "open_attempt"]
+__all__ = [
+    "RESUME_KEYS",
+    "attempt_checkpoint",
+    "attempt_in_doubt",
+    "finish_attempt",
+    "known_media_ids",
+    "open_attempt",
+]
 
 
 def open_attempt(session: Session, post_id: int) -> PublishAttempt | None:
@@ -34,6 +41,51 @@ def open_attempt(session: Session, post_id: int) -> PublishAttempt | None:
             PublishAttempt.post_id == post_id, PublishAttempt.status == AttemptStatus.STARTED
         )
     ).first()
+
+
+def attempt_in_doubt(session: Session, post_id: int) -> PublishAttempt | None:
+    """The post's attempt whose media_publish may have reached the target, if any.
+
+    Open (a run will ask the target), unknown (a person decides), or failed by code that
+    predates the rule that such a post never fails: each means the post may be live.
+    """
+    return session.scalars(
+        select(PublishAttempt)
+        .where(
+            PublishAttempt.post_id == post_id,
+            PublishAttempt.publish_requested.is_not(None),
+            PublishAttempt.status.in_(
+                [AttemptStatus.STARTED, AttemptStatus.UNKNOWN, AttemptStatus.FAILED]
+            ),
+        )
+        .order_by(PublishAttempt.started_at.desc())
+    ).first()
+
+
+def known_media_ids(session: Session, post: Post, *, since: datetime) -> frozenset[str]:
+    """Media ids the influencer's other posts hold, from a day before ``since`` on.
+
+    After a lost answer these can never be this post's media, whatever their caption.
+    """
+    recent = since - timedelta(days=1)
+    held = select(Post.external_id).where(
+        Post.influencer_id == post.influencer_id,
+        Post.id != post.id,
+        Post.external_id.is_not(None),
+        Post.published_at >= recent,
+    )
+    # An answer checkpointed by another post's attempt counts before that post is recorded.
+    checkpointed = (
+        select(PublishAttempt.external_id)
+        .join(Post, Post.id == PublishAttempt.post_id)
+        .where(
+            Post.influencer_id == post.influencer_id,
+            PublishAttempt.post_id != post.id,
+            PublishAttempt.external_id.is_not(None),
+            PublishAttempt.started_at >= recent,
+        )
+    )
+    return frozenset(str(i) for i in session.scalars(held.union(checkpointed)) if i)
 
 
 # What a publisher may checkpoint, and so what an interrupted attempt resumes from.

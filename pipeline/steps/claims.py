@@ -5,12 +5,13 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, or_, select, true
+from sqlalchemy import ColumnElement, and_, case, literal, or_, select, true, update
 from sqlalchemy.orm import Session
 
 from models import (
@@ -22,10 +23,11 @@ from models import (
     Post,
     PostStatus,
     PublishAttempt,
+    UTCDateTime,
 )
 from pipeline.generators.sizes import native_size
 from pipeline.settings import Settings
-from pipeline.steps.moves import STEP_STATUS, Step, move_many, new_token
+from pipeline.steps.moves import RUN_PREFIX, STEP_STATUS, Step, move_many, new_token
 
 __all__ = [
     "ACTOR",
@@ -40,9 +42,12 @@ __all__ = [
     "new_token",
     "not_held",
     "publish_may_be_out",
+    "publish_recorded",
+    "resend_untaken",
 ]
 
 
+log = logging.getLogger(__name__)
 S = PostStatus
 ACTOR = "beat"
 
@@ -82,19 +87,27 @@ def claim(
     step: Step,
     expected: PostStatus | Sequence[PostStatus],
     now: datetime,
-    lease_seconds: int,
+    grace_seconds: int,
     actor: str,
     etas: dict[int, datetime] | None = None,
 ) -> list[Dispatch]:
     """Move posts into ``step``'s in-progress state under a fresh lease token.
 
-    ``etas`` (publish only) holds messages until the post's time; the lease covers the wait.
+    ``etas`` (publish only) holds messages until each post's time. Until a worker starts it, a
+    claim lives ``grace_seconds`` past its own time (its ETA, else now): a dead worker's or a
+    lost message's claim is back in play about a tick after that (``resend_untaken``), never a
+    long lease later, and never measured from another post of the batch.
     """
     token = new_token()
-    latest = max([now, *(etas or {}).values()])
+    grace = timedelta(seconds=grace_seconds)
+    ahead = {pid: eta for pid, eta in (etas or {}).items() if eta > now}
+    expires: Any = now + grace
+    if ahead:
+        whens = {pid: literal(eta + grace, UTCDateTime()) for pid, eta in ahead.items()}
+        expires = case(whens, value=Post.id, else_=literal(now + grace, UTCDateTime()))
     values: dict[str, Any] = {
         "lease_owner": token,
-        "lease_expires_at": latest + timedelta(seconds=lease_seconds),
+        "lease_expires_at": expires,
         "next_attempt_at": None,
     }
     if step is Step.GENERATE:
@@ -102,12 +115,42 @@ def claim(
     moved = move_many(
         session, ids, expected=expected, to=STEP_STATUS[step], actor=actor, values=values
     )
-    etas = etas or {}
-    return [Dispatch(step, pid, token, _future(etas.get(pid), now)) for pid in moved]
+    return [Dispatch(step, pid, token, ahead.get(pid)) for pid in moved]
 
 
-def _future(eta: datetime | None, now: datetime) -> datetime | None:
-    return eta if eta is not None and eta > now else None
+def resend_untaken(session: Session, *, settings: Settings, now: datetime) -> list[Dispatch]:
+    """Claims no worker has started, past their grace: sent again under the same token.
+
+    A worker that died holding the message, or a broker that lost it, leaves such a claim. The
+    same token lets whichever copy arrives first run and every other copy find nothing, so a
+    long queue is never starved by ever-new tokens; nothing moves, so no try is spent. Claims
+    that should no longer run (a paused account, a slot past its grace window) are left for
+    ``tick.reconcile_expired`` to return.
+    """
+    late = now - timedelta(seconds=settings.grace_seconds)
+    untaken = and_(
+        Post.status.in_(list(IN_PROGRESS)),
+        Post.lease_expires_at < now,
+        Post.lease_owner.is_not(None),
+        ~Post.lease_owner.startswith(RUN_PREFIX),
+        not_held(),
+        or_(Post.status == S.RENDERING, Post.publish_at >= late, has_open_attempt()),
+    )
+    ids = locked_ids(session, untaken, Post.lease_expires_at, settings.claim_batch)
+    if not ids:
+        return []
+    grace = timedelta(seconds=settings.claim_grace_seconds)
+    session.execute(
+        update(Post)
+        .where(Post.id.in_(ids))
+        .values(lease_expires_at=now + grace)
+        .execution_options(synchronize_session=False)
+    )
+    rows = session.execute(select(Post.id, Post.status, Post.lease_owner).where(Post.id.in_(ids)))
+    steps = {status: step for step, status in STEP_STATUS.items()}
+    resent = [Dispatch(steps[status], pid, str(token)) for pid, status, token in rows]
+    log.warning("re-sent %d claim(s) no worker started in time", len(resent))
+    return _with_batch_keys(session, resent)
 
 
 def due_filter(now: datetime) -> ColumnElement[bool]:
@@ -138,6 +181,16 @@ def publish_may_be_out() -> ColumnElement[bool]:
         select(PublishAttempt.post_id).where(
             PublishAttempt.status == AttemptStatus.STARTED,
             PublishAttempt.publish_requested.is_not(None),
+        )
+    )
+
+
+def publish_recorded() -> ColumnElement[bool]:
+    """Posts whose open attempt already holds the target's media id: only recording is left."""
+    return Post.id.in_(
+        select(PublishAttempt.post_id).where(
+            PublishAttempt.status == AttemptStatus.STARTED,
+            PublishAttempt.external_id.is_not(None),
         )
     )
 
@@ -204,7 +257,7 @@ class _Claims:
             step=step,
             expected=expected,
             now=self.now,
-            lease_seconds=self.settings.lease_seconds,
+            grace_seconds=self.settings.claim_grace_seconds,
             actor=self.actor,
             etas=when,
         )

@@ -19,6 +19,7 @@ from models import PostStatus
 from pipeline.db import session_scope
 from pipeline.errors import LeaseLost, Unreachable
 from pipeline.health import database_unreachable
+from pipeline.observe.steps import step_finished, step_lost, steps_started
 from pipeline.steps.claims import Dispatch, claim_due
 from pipeline.steps.failures import settle_unless_unreachable
 from pipeline.steps.moves import Step, release_lease, take_lease
@@ -60,6 +61,7 @@ class Lease:
         )
         if not released:
             raise LeaseLost(self.post_id)
+        step_finished(session, self.run_id, to=to)
 
 
 def take_leases(rt: Runtime, step: Step, post_ids: Sequence[int], token: str) -> list[Lease]:
@@ -92,6 +94,7 @@ def _take_leases(rt: Runtime, step: Step, post_ids: Sequence[int], token: str) -
                 )
             else:
                 leases.append(Lease(step, post_id, run_id))
+        steps_started(session, step, [(lease.post_id, lease.run_id) for lease in leases])
     return leases
 
 
@@ -101,6 +104,7 @@ def held(rt: Runtime, lease: Lease) -> Iterator[Lease]:
     try:
         yield lease
     except LeaseLost:
+        step_lost(lease.run_id)
         log.warning(
             "post %s: lease lost during %s; the result was dropped", lease.post_id, lease.step
         )

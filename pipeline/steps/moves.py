@@ -20,6 +20,7 @@ from models import IN_PROGRESS, Post, PostEvent, PostStatus, can_move
 from pipeline.errors import InvalidTransition
 
 __all__ = [
+    "RUN_PREFIX",
     "STEP_STATUS",
     "Step",
     "move",
@@ -111,11 +112,15 @@ def new_token() -> str:
     return uuid.uuid4().hex
 
 
+# A worker's run holds a lease named "run-…"; a bare token is a claim no worker has started.
+RUN_PREFIX = "run-"
+
+
 def take_lease(
     session: Session, post_id: int, *, step: Step, token: str, now: datetime, lease_seconds: int
 ) -> str | None:
     """A worker swaps the dispatch token for its own run id; a second delivery then finds none."""
-    run_id = f"run-{new_token()}"
+    run_id = f"{RUN_PREFIX}{new_token()}"
     stmt = (
         update(Post)
         .where(Post.id == post_id, Post.status == STEP_STATUS[step], Post.lease_owner == token)

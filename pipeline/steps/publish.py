@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -27,16 +28,23 @@ from models import (
 from pipeline.db import session_scope
 from pipeline.errors import (
     PermanentPublishError,
+    PreviewHeld,
     TargetUnusable,
 )
 from pipeline.media.storage import LocalStorage
 from pipeline.media.urls import MediaLinks
 from pipeline.publishers.base import MediaItem, Publisher, PublishRequest, PublishResult
 from pipeline.publishers.targets import resolve_target
-from pipeline.steps.attempts import RESUME_KEYS, attempt_checkpoint, finish_attempt
+from pipeline.steps.attempts import (
+    RESUME_KEYS,
+    attempt_checkpoint,
+    finish_attempt,
+    known_media_ids,
+)
 from pipeline.steps.claims import Dispatch
 from pipeline.steps.lease import Lease, run_leased
 from pipeline.steps.moves import Step
+from pipeline.steps.previews import image_provenance, preview_refusal
 from pipeline.steps.runtime import Runtime
 
 __all__ = ["URL_KINDS", "PublishJob", "prepare_publish", "run_publish"]
@@ -81,7 +89,12 @@ def _media(
 
 
 def prepare_publish(
-    session: Session, post: Post, *, storage: LocalStorage, links: MediaLinks | None
+    session: Session,
+    post: Post,
+    *,
+    storage: LocalStorage,
+    links: MediaLinks | None,
+    now: datetime,
 ) -> PublishJob:
     """Find or create this post's attempt; the caller commits before calling out."""
     target = resolve_target(session, post)
@@ -93,12 +106,19 @@ def prepare_publish(
     ).all()
     done = next((a for a in attempts if a.status is AttemptStatus.SUCCEEDED), None)
     attempt = done or next((a for a in attempts if a.status is AttemptStatus.STARTED), None)
+    # Placeholders never go to Instagram or a webhook. An attempt that may be out is resumed
+    # all the same: asking its container is how it ends published or unknown.
+    in_doubt = attempt is not None and attempt.publish_requested is not None
+    held = None if done or in_doubt else preview_refusal(session, post, target)
+    if held:
+        raise PreviewHeld(held)
     if attempt is None:
         attempt = PublishAttempt(
             id=str(uuid.uuid4()),
             post_id=post.id,
             target_id=target.id if target else None,
             target_kind=kind,
+            started_at=now,
         )
         session.add(attempt)
     media = _media(session, post, storage, links if kind in URL_KINDS else None)
@@ -106,8 +126,17 @@ def prepare_publish(
         raise PermanentPublishError(
             f"post {post.id} has no rendered images: run `ryla post generate {post.id}` first"
         )
+    request = _request(session, post, attempt, media)
+    already = PublishResult(done.external_id or "") if done else None
+    return PublishJob(request, target.id if target else None, kind, already)
+
+
+def _request(
+    session: Session, post: Post, attempt: PublishAttempt, media: tuple[MediaItem, ...]
+) -> PublishRequest:
     influencer = session.get_one(Influencer, post.influencer_id)
-    request = PublishRequest(
+    made = image_provenance(session, post)
+    return PublishRequest(
         post_id=post.id,
         attempt_id=attempt.id,
         handle=influencer.handle,
@@ -116,11 +145,17 @@ def prepare_publish(
         media_type=post.media_type.value,
         media=media,
         publish_at=post.publish_at,
-        metadata={"scene": post.scene, "environment": post.environment, "seed": post.seed},
+        metadata={
+            "scene": post.scene,
+            "environment": post.environment,
+            "seed": post.seed,
+            "generator": ",".join(made.generators),  # placeholders say so, on a test target
+            "preview": made.placeholders,
+        },
         resume={k: getattr(attempt, k) for k in RESUME_KEYS if getattr(attempt, k)},
+        not_before=attempt.started_at,
+        known_media_ids=known_media_ids(session, post, since=attempt.started_at),
     )
-    already = PublishResult(done.external_id or "") if done else None
-    return PublishJob(request, target.id if target else None, kind, already)
 
 
 # --- run: the three phases under the post's lease -------------------------------------------
@@ -136,7 +171,7 @@ def _publish(rt: Runtime, lease: Lease) -> None:
     links = MediaLinks(rt.settings, rt.clock())
     with session_scope(rt.session_factory) as session:
         post = session.get_one(Post, post_id)
-        job = prepare_publish(session, post, storage=rt.storage, links=links)
+        job = prepare_publish(session, post, storage=rt.storage, links=links, now=rt.clock())
         target = session.get(PublishTarget, job.target_id) if job.target_id else None
     # The attempt row is committed now, before the publisher makes any external call.
     attempt_id = job.request.attempt_id
@@ -153,11 +188,12 @@ def _publish(rt: Runtime, lease: Lease) -> None:
             clock=rt.clock,
         )
         result = publisher.publish(job.request, checkpoint)
-        with session_scope(rt.session_factory) as session:
-            finish_attempt(
-                session, attempt_id, status=AttemptStatus.SUCCEEDED, now=rt.clock(), result=result
-            )
+    # Success and the move to published commit together: no worker can die between the two
+    # and leave a live post that recovery would read as unpublished.
     with session_scope(rt.session_factory) as session:
+        finish_attempt(
+            session, attempt_id, status=AttemptStatus.SUCCEEDED, now=rt.clock(), result=result
+        )
         values = {
             "published_at": rt.clock(),
             "external_id": result.external_id,

@@ -27,6 +27,7 @@ from pipeline.steps.assets import StoredFile, asset_prefix, replace_assets
 from pipeline.steps.claims import Dispatch
 from pipeline.steps.lease import Lease, run_leased
 from pipeline.steps.moves import Step
+from pipeline.steps.previews import preview_refusal
 from pipeline.steps.runtime import Runtime
 
 __all__ = [
@@ -54,6 +55,7 @@ class RenderJob:
     post_hashtags: tuple[str, ...]
     alt_text: str
     needs_approval: bool
+    held: str | None = None  # why the images may not go to the post's target (placeholders)
 
 
 def prepare_render(session: Session, post: Post) -> RenderJob:
@@ -85,6 +87,8 @@ def prepare_render(session: Session, post: Post) -> RenderJob:
         tuple(post.hashtags),
         alt_text,
         influencer.approval_required,
+        # Told when rendered, not at the post's time: a person has the lead time to act.
+        preview_refusal(session, post),
     )
 
 
@@ -136,6 +140,8 @@ def record_render(session: Session, job: RenderJob, outcome: RenderOutcome) -> d
 
 
 def render_destination(job: RenderJob) -> PostStatus:
+    if job.held:
+        return PostStatus.PREVIEW_ONLY
     return PostStatus.AWAITING_APPROVAL if job.needs_approval else PostStatus.READY
 
 
@@ -156,4 +162,6 @@ def _render(rt: Runtime, lease: Lease) -> None:
         # Warnings (e.g. more than 5 hashtags) travel in the audit row, not as an error.
         warnings = "; ".join(outcome.caption.warnings)
         detail = f"warning: {warnings}" if warnings else ""
+        if job.held:
+            values["last_error"] = detail = f"held: {job.held}"
         lease.finish(rt, session, render_destination(job), values, detail)

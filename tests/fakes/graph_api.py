@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from tests.fakes.graph_faults import ROUTES, GraphFaultKnobs
 from tests.fakes.graph_rules import (
     MAX_IMAGE_BYTES,
     GraphFault,
@@ -28,16 +29,14 @@ from tests.fakes.graph_rules import (
 from tests.fakes.graph_state import Container, Fault, Published, RecordedRequest
 from tests.fakes.loopback import LoopbackFake, LoopbackServer, RequestHandler
 
-__all__ = ["Container", "FakeGraphApi", "Published", "RecordedRequest"]
-
-ROUTES = ("create", "status", "publish", "quota", "media_list", "refresh")
+__all__ = ["ROUTES", "Container", "FakeGraphApi", "Published", "RecordedRequest"]
 
 
 class _Drop(Exception):
     """Close the connection without an answer."""
 
 
-class FakeGraphApi(LoopbackFake):
+class FakeGraphApi(GraphFaultKnobs, LoopbackFake):
     def __init__(
         self,
         *,
@@ -62,7 +61,7 @@ class FakeGraphApi(LoopbackFake):
         self.requests: list[RecordedRequest] = []
         self._faults: list[Fault] = []
         self._container_outcomes: list[tuple[str, str]] = []
-        self._drops_after_publish = 0
+        self._drops_after_publish: list[float] = []  # each: seconds until the publish lands
         self._ids = itertools.count(17_900_000_000_000_001)
         self._lock = threading.Lock()
         self._server = LoopbackServer(self._handle)
@@ -73,84 +72,21 @@ class FakeGraphApi(LoopbackFake):
     def base_url(self) -> str:
         return self._server.base_url
 
-    # -- fault knobs --------------------------------------------------------------------
-
-    def fail_next(
-        self,
-        times: int = 1,
-        *,
-        status: int = 500,
-        route: str | None = None,
-        after: str | None = None,
-    ) -> None:
-        """The next ``times`` calls (once ``after`` was called) answer HTTP ``status``."""
-        body = graph_error(2, "An unexpected error has occurred.", is_transient=True)
-        self._add_fault(route, times, status=status, body=body, after=after)
-
-    def throttle_next(self, times: int = 1, *, code: int = 4, route: str | None = None) -> None:
-        """The next calls hit a rate limit (4 app, 17 user, 32 page, 613 calls)."""
-        body = graph_error(code, "Application request limit reached", is_transient=True)
-        usage = {self.ig_user_id: [{"type": "instagram", "estimated_time_to_regain_access": 5}]}
-        headers = {"X-Business-Use-Case-Usage": json.dumps(usage)}
-        self._add_fault(route, times, status=400, body=body, headers=headers)
-
-    def error_next(
-        self,
-        route: str,
-        *,
-        code: int,
-        subcode: int | None = None,
-        message: str = "Injected error",
-        is_transient: bool = False,
-        status: int = 400,
-        times: int = 1,
-    ) -> None:
-        body = graph_error(code, message, subcode=subcode, is_transient=is_transient)
-        self._add_fault(route, times, status=status, body=body)
-
-    def restrict_as_spam(self, times: int = 1) -> None:
-        message = "We restrict certain activity to protect our community."
-        self.error_next("publish", code=4, subcode=2207051, message=message, times=times)
-
-    def slow_next(self, times: int = 1, *, seconds: float, route: str | None = None) -> None:
-        """The next calls wait ``seconds`` before they are handled (and then take effect)."""
-        self._add_fault(route, times, delay=seconds)
-
-    def drop_after_publish(self, times: int = 1) -> None:
-        """The next publishes happen, then the connection closes with no answer."""
-        with self._lock:
-            self._drops_after_publish += times
-
-    def containers_end_in(self, status: str, *, subcode: int | None = None, times: int = 1) -> None:
-        """The next created containers end processing in ERROR or EXPIRED."""
-        detail = f"Error: Media upload has failed with error code {subcode}" if subcode else ""
-        with self._lock:
-            self._container_outcomes += [(status, detail)] * times
-
-    def expire(self, container_id: str) -> None:
-        with self._lock:
-            self.containers[container_id].outcome = "EXPIRED"
-
-    def clear_faults(self) -> None:
-        with self._lock:
-            self._faults.clear()
-            self._drops_after_publish = 0
-
-    def revoke_tokens(self) -> None:
-        with self._lock:
-            self.tokens.clear()
-
-    def _add_fault(self, route: str | None, times: int, **how: Any) -> None:
-        if route is not None and route not in ROUTES:
-            raise ValueError(f"unknown route {route!r}: one of {ROUTES}")
-        with self._lock:
-            self._faults.append(Fault(frozenset({route}) if route else None, times, **how))
-
     # -- records ------------------------------------------------------------------------
 
     def calls(self, route: str) -> int:
         with self._lock:
             return sum(1 for r in self.requests if r.route == route)
+
+    def seed_container(self, caption: str, *, published: bool) -> Container:
+        """A container an earlier run made (and, when ``published``, published), as if it had
+        been created through the API with one image."""
+        fields = {"image_url": "https://media.example/seeded.jpg", "caption": caption}
+        container = self._new_container("IMAGE", fields)
+        if published:
+            with self._lock:
+                self._publish_locked(container, 0.0)
+        return container
 
     def published_containers(self) -> list[str]:
         with self._lock:
@@ -185,6 +121,7 @@ class FakeGraphApi(LoopbackFake):
             known = {
                 ("POST", "media"): "create",
                 ("GET", "media"): "media_list",
+                ("GET", "stories"): "stories",
                 ("POST", "media_publish"): "publish",
                 ("GET", "content_publishing_limit"): "quota",
             }
@@ -214,16 +151,20 @@ class FakeGraphApi(LoopbackFake):
             "publish": self._publish,
             "quota": self._quota,
             "media_list": self._media_list,
+            "stories": self._stories,
         }
         return 200, actions[route](params)
 
     def _take_fault(self, route: str) -> Fault | None:
         with self._lock:
-            seen = {r.route for r in self.requests}
             for fault in self._faults:
+                seen = {r.route for r in self.requests[fault.armed_at :]}
                 if fault.after is not None and fault.after not in seen:
                     continue
                 if fault.times > 0 and (fault.routes is None or route in fault.routes):
+                    if fault.skip > 0:
+                        fault.skip -= 1
+                        continue
                     fault.times -= 1
                     return fault
         return None
@@ -280,16 +221,18 @@ class FakeGraphApi(LoopbackFake):
     def _publish(self, params: dict[str, str]) -> dict[str, Any]:
         with self._lock:
             container = self.containers.get(params.get("creation_id", ""))
-            media_id = self._publish_locked(container)
-            drop = self._drops_after_publish > 0
-            self._drops_after_publish -= int(drop)
+            drop = bool(self._drops_after_publish)
+            lands_after = self._drops_after_publish.pop(0) if drop else 0.0
+            media_id = self._publish_locked(container, lands_after)
         if drop:
             raise _Drop
         return {"id": media_id}
 
-    def _publish_locked(self, container: Container | None) -> str:
+    def _publish_locked(self, container: Container | None, lands_after: float) -> str:
         if container is None or container.kind == "CAROUSEL_ITEM":
             raise GraphFault(400, graph_error(100, "creation_id is not a publishable container"))
+        if container.media_id and not container.landed():
+            return container.media_id  # accepted and on its way: one container, one media
         status = container.status()[0]
         if status == "IN_PROGRESS":
             raise GraphFault(
@@ -314,10 +257,11 @@ class FakeGraphApi(LoopbackFake):
                 ),
             )
         container.media_id = str(next(self._ids))
-        self.published.append(self._record(container))
+        container.lands_at = time.monotonic() + lands_after
+        self.published.append(self._record(container, lands_after))
         return container.media_id
 
-    def _record(self, container: Container) -> Published:
+    def _record(self, container: Container, lands_after: float) -> Published:
         urls: tuple[str, ...] = (container.fields.get("image_url", ""),)
         if container.kind == "CAROUSEL":
             children = container.fields["children"].split(",")
@@ -328,7 +272,8 @@ class FakeGraphApi(LoopbackFake):
             kind=container.kind,
             caption=container.fields.get("caption", ""),
             image_urls=urls,
-            at=self.clock(),
+            at=self.clock() + lands_after,
+            fields=dict(container.fields),
         )
 
     def _usage_since(self, since: float) -> int:
@@ -338,7 +283,7 @@ class FakeGraphApi(LoopbackFake):
         wanted = set(params.get("fields", "id").split(",")) | {"id"}
         with self._lock:
             container = self.containers.get(object_id)
-            media = next((p for p in self.published if p.media_id == object_id), None)
+            media = next((p for p in self._landed() if p.media_id == object_id), None)
         if container is not None:
             code, detail = container.status()
             found = {"id": object_id, "status_code": code, "status": detail}
@@ -356,6 +301,7 @@ class FakeGraphApi(LoopbackFake):
             "id": media.media_id,
             "caption": media.caption,
             "media_type": "CAROUSEL_ALBUM" if media.kind == "CAROUSEL" else "IMAGE",
+            "media_product_type": "STORY" if media.kind == "STORIES" else "FEED",
             "permalink": f"https://www.instagram.com/p/FAKE{media.media_id[-6:]}/",
             "timestamp": stamp,
         }
@@ -374,12 +320,20 @@ class FakeGraphApi(LoopbackFake):
             }
         return {"data": [entry]}
 
-    def _media_list(self, params: dict[str, str]) -> dict[str, Any]:
+    def _landed(self) -> list[Published]:
+        return [p for p in self.published if self.containers[p.container_id].landed()]
+
+    def _media_list(self, params: dict[str, str], *, stories: bool = False) -> dict[str, Any]:
+        """The account's newest media, newest first: /media lists feed posts, /stories stories."""
         limit = int(params.get("limit") or 25)
         with self._lock:
-            newest = [self._media_fields(p) for p in reversed(self.published)][:limit]
+            shown = [p for p in self._landed() if (p.kind == "STORIES") == stories]
+            newest = [self._media_fields(p) for p in reversed(shown)][:limit]
         wanted = set(params.get("fields", "id").split(",")) | {"id"}
         return {"data": [{k: v for k, v in m.items() if k in wanted} for m in newest]}
+
+    def _stories(self, params: dict[str, str]) -> dict[str, Any]:
+        return self._media_list(params, stories=True)
 
     def _refresh(self, params: dict[str, str]) -> dict[str, Any]:
         if params.get("grant_type") != "ig_refresh_token":

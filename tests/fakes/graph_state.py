@@ -21,10 +21,18 @@ class Container:
     outcome: str = "FINISHED"  # what processing ends in: FINISHED, ERROR or EXPIRED
     detail: str = ""
     media_id: str | None = None
+    # A publish Instagram accepted takes effect at this time.monotonic(): until then the
+    # container still reads FINISHED and the media is not listed (a publish that "lands late").
+    lands_at: float = 0.0
+
+    def landed(self) -> bool:
+        return self.media_id is not None and time.monotonic() >= self.lands_at
 
     def status(self) -> tuple[str, str]:
-        if self.media_id:
+        if self.landed():
             return "PUBLISHED", "Published"
+        if self.media_id:
+            return "FINISHED", "Finished"
         if self.outcome == "EXPIRED" or time.monotonic() >= self.ready_at:
             return self.outcome, self.detail or self.outcome.title()
         return "IN_PROGRESS", "In Progress"
@@ -37,7 +45,8 @@ class Published:
     kind: str
     caption: str
     image_urls: tuple[str, ...]
-    at: float  # the fake's clock, seconds since the epoch
+    at: float  # the fake's clock, seconds since the epoch, when it appeared on the account
+    fields: dict[str, str] = field(default_factory=dict)  # what the container was created with
 
 
 @dataclass(frozen=True)
@@ -57,3 +66,5 @@ class Fault:
     delay: float = 0.0
     headers: dict[str, str] = field(default_factory=dict)
     after: str | None = None  # armed only once a call to this route has been seen
+    skip: int = 0  # let this many matching calls through first
+    armed_at: int = 0  # how many requests the fake had seen when the fault was armed

@@ -25,7 +25,9 @@ def ryla_env(data_dir: Path) -> dict[str, str]:
     return {**env, "RYLA_DATA_DIR": str(data_dir), "RYLA_GENERATOR": "preview"}
 
 
-def test_the_demo_publishes_its_posts_to_the_outbox(tmp_path: Path) -> None:
+def test_the_demo_publishes_its_posts_in_its_own_folder_and_leaves_its_calendar_paused(
+    tmp_path: Path,
+) -> None:
     data = tmp_path / "data"
     done = subprocess.run(
         [sys.executable, "-m", "admin", "demo", "--posts", "2"],
@@ -37,8 +39,19 @@ def test_the_demo_publishes_its_posts_to_the_outbox(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     assert "2/2 posts published to the outbox" in done.stdout
     assert "time to first post:" in done.stdout
-    folders = sorted((data / "outbox" / "ryla.demo").iterdir())
+    assert "The demo ran in its own data folder" in done.stdout
+    assert "Its calendar ryla.demo/daily is paused" in done.stdout
+    folders = sorted((data / "demo" / "outbox" / "ryla.demo").iterdir())
     assert len(folders) == 2 and all((f / "caption.txt").is_file() for f in folders)
+    assert not (data / "ryla.db").exists()  # the pipeline's own database was never touched
+    listed = subprocess.run(
+        [sys.executable, "-m", "admin", "--data-dir", str(data / "demo"), "calendar", "list"],
+        env=ryla_env(data),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "paused" in listed.stdout, listed.stdout
 
 
 @pytest.mark.parametrize("backend", ["embedded"], indirect=True)

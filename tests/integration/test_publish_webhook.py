@@ -39,7 +39,11 @@ def test_a_webhook_gets_each_post_once_despite_errors_and_lost_answers(
                 settings=settings,
                 handle="mia",
                 data=TargetIn(
-                    "mia-hook", TargetKind.WEBHOOK, {}, {"url": receiver.url, "signing_key": key}
+                    "mia-hook",
+                    TargetKind.WEBHOOK,
+                    {},
+                    {"url": receiver.url, "signing_key": key},
+                    accept_previews=True,  # the workers draw previews: a test target
                 ),
             )
             ids = [add_post(s, at=utcnow(), caption_text=f"hook {i}") for i in range(2)]

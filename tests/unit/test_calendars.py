@@ -56,7 +56,7 @@ def _claim_first_evening_slot(session: Session) -> int:
         step=Step.GENERATE,
         expected=S.PLANNED,
         now=NOW,
-        lease_seconds=60,
+        grace_seconds=60,
         actor="t",
     )
     return post_id
@@ -123,7 +123,7 @@ BAD_INPUT = [
     ({"rrule": "FREQ=MINUTELY"}, "FREQ=MINUTELY"),
     ({"rrule": "FREQ=DAILY;INTERVAL=0"}, "INTERVAL=0"),
     ({"rrule": "DTSTART:20261201T090000\nRRULE:FREQ=DAILY"}, "one RRULE line"),
-    ({"rrule": "FREQ=DAILY;COUNT=3", "start": "2020-01-01"}, "has no occurrence after"),
+    ({"rrule": "FREQ=DAILY;COUNT=3", "start": "2026-10-01"}, "has no occurrence after"),
     ({"rrule": "FREQ=DAILY;UNTIL=20200101T000000Z"}, "has no occurrence after"),
     ({"rrule": "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30"}, "has no occurrence after"),
     ({"rrule": "FREQ=DAILY", "start": "next week"}, "malformed start 'next week'"),

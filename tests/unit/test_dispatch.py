@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from models import (
     TRANSITIONS,
+    AttemptStatus,
     Influencer,
     Post,
     PostEvent,
@@ -45,7 +46,7 @@ def claim_generate(session: Session, post_id: int) -> list[Dispatch]:
         step=Step.GENERATE,
         expected=S.PLANNED,
         now=NOW,
-        lease_seconds=60,
+        grace_seconds=60,
         actor="t",
     )
 
@@ -245,7 +246,7 @@ def test_a_claim_no_worker_took_costs_no_try(
         step=Step.GENERATE,
         expected=S.PLANNED,
         now=NOW - timedelta(hours=1),
-        lease_seconds=60,
+        grace_seconds=60,
         actor="beat",
     )  # the message was lost before any worker saw it
     for _ in range(settings.max_attempts + 1):
@@ -259,7 +260,7 @@ def test_a_claim_no_worker_took_costs_no_try(
             step=Step.GENERATE,
             expected=S.PLANNED,
             now=NOW - timedelta(hours=1),
-            lease_seconds=60,
+            grace_seconds=60,
             actor="beat",
         )
 
@@ -285,7 +286,10 @@ def test_a_publish_that_may_be_out_ends_unknown_not_failed(
     _open_attempt(session, post_id, publish_requested="c-1")
     assert reconcile_expired(session, settings=settings, now=NOW) == (0, 1)
     session.expire_all()
-    assert session.get_one(Post, post_id).status is S.UNKNOWN
+    post = session.get_one(Post, post_id)
+    assert post.status is S.UNKNOWN and "ryla post resolve" in (post.last_error or "")
+    attempt = session.scalars(select(PublishAttempt)).one()
+    assert attempt.status is AttemptStatus.UNKNOWN  # closed: a person settles it
 
 
 def test_a_publish_in_flight_is_resumed_however_late_never_marked_missed(

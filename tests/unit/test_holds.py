@@ -48,7 +48,7 @@ def _claim(session: Session, post_id: int) -> str:
         step=Step.GENERATE,
         expected=S.PLANNED,
         now=NOW,
-        lease_seconds=60,
+        grace_seconds=60,
         actor="beat",
     )
     return dispatch.token

@@ -105,7 +105,7 @@ def test_story_is_a_stories_container_without_caption(
     assert "caption" not in fields
 
 
-def test_carousel_makes_item_containers_then_a_parent_with_children(
+def test_carousel_makes_item_containers_then_a_labelled_parent_with_children(
     graph: FakeGraphApi, media: FakeMediaHost, client: httpx.Client
 ) -> None:
     items = []
@@ -121,6 +121,9 @@ def test_carousel_makes_item_containers_then_a_parent_with_children(
     assert parent.kind == "CAROUSEL" and parent.fields["caption"] == post.caption
     assert [graph.containers[c].kind for c in children] == ["CAROUSEL_ITEM"] * 3
     assert all(graph.containers[c].fields["is_carousel_item"] == "true" for c in children)
+    # The AI label sits on the carousel container only (Meta's changelog, 2026-06-22).
+    assert parent.fields["is_ai_generated"] == "true"
+    assert not any("is_ai_generated" in graph.containers[c].fields for c in children)
     assert len(post.image_urls) == 3
     assert log.resume["container_id"] == parent.id  # the parent, never a child
 

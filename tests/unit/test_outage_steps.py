@@ -33,6 +33,7 @@ from tests.conftest import NOW
 from tests.unit.test_runner import first_tick, make_runtime, new_post, post_of
 
 S = PostStatus
+A_MINUTE_BEFORE = NOW - timedelta(minutes=1)  # one post per influencer and instant
 
 
 def outage_error() -> exc.OperationalError:
@@ -175,7 +176,7 @@ class CutOffGenerator:
 def test_every_post_of_a_cut_off_batch_is_named_with_its_own_run(
     settings: Settings, factory: sessionmaker[Session], influencer_id: int
 ) -> None:
-    ids = [new_post(factory), new_post(factory)]
+    ids = [new_post(factory), new_post(factory, at=A_MINUTE_BEFORE)]
     rt, database = runtime(settings, factory)
     rt.generator_factory = lambda: CutOffGenerator(database)
     [token] = {d.token for d in first_tick(settings, factory)}  # claimed for one generator call
@@ -216,7 +217,7 @@ def test_claims_whose_message_was_not_sent_go_back_without_a_try(
 def test_a_lost_broker_sends_again_only_what_no_worker_has_started(
     settings: Settings, factory: sessionmaker[Session], influencer_id: int
 ) -> None:
-    started, waiting = new_post(factory), new_post(factory)
+    started, waiting = new_post(factory), new_post(factory, at=A_MINUTE_BEFORE)
     rt, _ = runtime(settings, factory)
     [token] = {d.token for d in first_tick(settings, factory)}  # claimed for one generator call
     take_leases(rt, Step.GENERATE, [started], token)
@@ -233,7 +234,7 @@ def test_a_lost_broker_sends_again_only_what_no_worker_has_started(
 def test_leases_running_when_the_database_went_away_get_the_time_back(
     settings: Settings, factory: sessionmaker[Session], influencer_id: int
 ) -> None:
-    ids = [new_post(factory), new_post(factory)]
+    ids = [new_post(factory), new_post(factory, at=A_MINUTE_BEFORE)]
     first_tick(settings, factory)
     with session_scope(factory) as s:
         ends = {

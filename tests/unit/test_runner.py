@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -25,90 +24,27 @@ from models import (
 from pipeline.db import session_scope
 from pipeline.errors import InputError, OutcomeUnknown
 from pipeline.generators import GeneratedImage, GenerationRequest, PreviewGenerator
-from pipeline.media.storage import LocalStorage
-from pipeline.publishers import build_publisher
 from pipeline.publishers.base import Checkpoint, PublishRequest, PublishResult
 from pipeline.settings import Settings
-from pipeline.steps.claims import Dispatch, batch_dispatches
+from pipeline.steps.claims import batch_dispatches
 from pipeline.steps.generate import run_generate
 from pipeline.steps.moves import Step
+from pipeline.steps.resolve import Answer, resolve_unknown
 from pipeline.steps.run import run_step
-from pipeline.steps.runtime import Runtime
 from pipeline.steps.tick import tick
-from pipeline.steps.triggers import approve, cancel, resolve_unknown, trigger
+from pipeline.steps.triggers import approve, cancel, trigger
 from tests.conftest import NOW, add_post
+from tests.fakes.steps_kit import (
+    FlakyGenerator,
+    RecordingPublisher,
+    drain,
+    first_tick,
+    make_runtime,
+    new_post,
+    post_of,
+)
 
 S = PostStatus
-
-
-@dataclass
-class FlakyGenerator:
-    """Fails the first ``failures`` calls, then draws previews."""
-
-    failures: int
-    name: str = "flaky"
-    calls: int = 0
-
-    def generate(self, requests: list[GenerationRequest]) -> list[GeneratedImage]:
-        self.calls += 1
-        if self.calls <= self.failures:
-            raise ConnectionError("GPU worker lost its device")
-        return PreviewGenerator().generate(requests)
-
-
-@dataclass
-class RecordingPublisher:
-    kind: str = "recording"
-    fail_with: Exception | None = None
-    sent: list[PublishRequest] = field(default_factory=list)
-
-    def publish(
-        self, request: PublishRequest, checkpoint: Callable[[str, str], None]
-    ) -> PublishResult:
-        checkpoint("container_id", f"c-{request.post_id}")
-        if self.fail_with:
-            raise self.fail_with
-        self.sent.append(request)
-        return PublishResult(external_id=f"media-{request.post_id}")
-
-
-def make_runtime(
-    settings: Settings, factory: sessionmaker[Session], *, generator=None, publisher=None
-) -> Runtime:  # type: ignore[no-untyped-def]
-    return Runtime(
-        settings=settings,
-        session_factory=factory,
-        storage=LocalStorage(settings.storage_dir),
-        generator_factory=lambda: generator or PreviewGenerator(),
-        publisher_factory=(lambda target: publisher)
-        if publisher
-        else (lambda target: build_publisher(target, settings=settings, clock=lambda: NOW)),
-        actor="test-worker",
-        clock=lambda: NOW,
-    )
-
-
-def drain(rt: Runtime, dispatches: list[Dispatch]) -> None:
-    """Run dispatches and their follow-ups, as workers would (ETAs ignored)."""
-    queue = list(dispatches)
-    while queue:
-        d = queue.pop(0)
-        queue += run_step(rt, d.step, d.post_id, d.token)
-
-
-def first_tick(settings: Settings, factory: sessionmaker[Session]) -> list[Dispatch]:
-    with session_scope(factory) as s:
-        return tick(s, settings=settings, now=NOW).dispatches
-
-
-def post_of(factory: sessionmaker[Session], post_id: int) -> Post:
-    with factory() as s:
-        return s.get_one(Post, post_id)
-
-
-def new_post(factory: sessionmaker[Session], **kwargs: object) -> int:
-    with session_scope(factory) as s:
-        return add_post(s, **kwargs)
 
 
 def test_a_due_post_goes_from_planned_to_the_outbox(
@@ -194,9 +130,9 @@ def test_a_post_fails_with_the_last_error_when_attempts_run_out(
 def test_a_broken_caption_template_fails_the_post_at_render(
     settings: Settings, factory: sessionmaker[Session], influencer_id: int
 ) -> None:
+    post_id = new_post(factory)  # the door checks the template; here it breaks after that
     with session_scope(factory) as s:
         s.execute(update(Influencer).values(caption_template="{text} in {city}"))
-    post_id = new_post(factory)
     drain(make_runtime(settings, factory), first_tick(settings, factory))
     post = post_of(factory, post_id)
     assert post.status is S.FAILED
@@ -305,7 +241,7 @@ class CountingGenerator:
 def test_posts_claimed_together_share_one_generator_call(
     settings: Settings, factory: sessionmaker[Session], influencer_id: int
 ) -> None:
-    ids = [new_post(factory) for _ in range(3)]
+    ids = [new_post(factory, at=NOW - timedelta(seconds=i)) for i in range(3)]  # one per instant
     dispatches = first_tick(settings, factory)
     assert len({(d.token, d.batch_key) for d in dispatches}) == 1
     generator = CountingGenerator()
@@ -319,7 +255,7 @@ def test_posts_claimed_together_share_one_generator_call(
 def test_a_failed_batch_settles_every_post_in_it(
     settings: Settings, factory: sessionmaker[Session], influencer_id: int
 ) -> None:
-    ids = [new_post(factory) for _ in range(2)]
+    ids = [new_post(factory, at=NOW - timedelta(seconds=i)) for i in range(2)]  # one per instant
     dispatches = first_tick(settings, factory)
     rt = make_runtime(settings, factory, generator=FlakyGenerator(failures=1))
     assert run_generate(rt, ids, dispatches[0].token) == []
@@ -332,9 +268,8 @@ def test_a_failed_batch_settles_every_post_in_it(
 def test_posts_of_different_sizes_are_not_batched_together(
     settings: Settings, factory: sessionmaker[Session], influencer_id: int
 ) -> None:
-    new_post(factory, formats=["feed_portrait"])
-    new_post(factory, formats=["story"])
-    new_post(factory, formats=["feed_portrait"])
+    for seconds, fmt in enumerate(["feed_portrait", "story", "feed_portrait"]):
+        new_post(factory, at=NOW - timedelta(seconds=seconds), formats=[fmt])
     groups = batch_dispatches(first_tick(settings, factory), 4)
     assert sorted(len(g) for g in groups) == [1, 2]
 
@@ -417,7 +352,14 @@ def test_a_person_settles_an_unknown_post(
     publisher = RecordingPublisher(fail_with=OutcomeUnknown("answer lost"))
     drain(make_runtime(settings, factory, publisher=publisher), first_tick(settings, factory))
     with session_scope(factory) as s:
-        resolve_unknown(s, post_id, published=True, external_id="1789", now=NOW, actor="editor")
+        resolve_unknown(
+            s,
+            post_id,
+            answer=Answer(published=True, media_id="1789"),
+            publisher_factory=lambda target: publisher,
+            now=NOW,
+            actor="editor",
+        )
     post = post_of(factory, post_id)
     assert (post.status, post.external_id) == (S.PUBLISHED, "1789")
 
@@ -450,7 +392,10 @@ def test_a_post_that_may_be_out_cannot_be_regenerated(
     )
     with session_scope(factory) as s:
         s.execute(update(PublishAttempt).values(publish_requested="c-1"))
-    with session_scope(factory) as s, pytest.raises(InputError, match="may already be out"):
+    with (
+        session_scope(factory) as s,
+        pytest.raises(InputError, match="may already be on Instagram"),
+    ):
         trigger(s, post_id, Step.GENERATE, settings=settings, now=NOW, actor="editor")
 
 

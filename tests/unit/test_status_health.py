@@ -1,17 +1,16 @@
-"""``ryla status`` and ``/healthz`` say which dependency is unreachable; settings keep the
-broker's visibility timeout above the longest lease."""
+"""``ryla status`` and the studio's ``/healthz`` say which dependency is unreachable; settings
+keep the broker's visibility timeout above the longest lease."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
+from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
-from admin.media_server import make_media_server
+from admin.studio.app import create_app
 from pipeline.health import HealthCheck
 from pipeline.settings import Settings
 from tests.unit.conftest import Invoke
@@ -56,7 +55,7 @@ def test_status_says_both_answer(ryla: Invoke) -> None:
 
 
 @pytest.fixture
-def media_url(settings: Settings) -> Iterator[tuple[str, dict[str, bool]]]:
+def studio(settings: Settings) -> Iterator[tuple[TestClient, dict[str, bool]]]:
     up = {"database": True, "broker": False}
 
     def probe(name: str):  # type: ignore[no-untyped-def]
@@ -67,22 +66,16 @@ def media_url(settings: Settings) -> Iterator[tuple[str, dict[str, bool]]]:
         return check
 
     check = HealthCheck({n: probe(n) for n in up}, min_interval=0, logger=None)
-    server = make_media_server(settings, "127.0.0.1", 0, health=check.report)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", up
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+    app = create_app(settings, send=lambda _: None, health=check)
+    with TestClient(app, base_url="http://127.0.0.1:8000") as client:
+        yield client, up
 
 
 def test_healthz_is_503_and_names_the_unreachable_dependency(
-    media_url: tuple[str, dict[str, bool]],
+    studio: tuple[TestClient, dict[str, bool]],
 ) -> None:
-    base, up = media_url
-    answer = httpx.get(f"{base}/healthz", timeout=5)
+    client, up = studio
+    answer = client.get("/healthz")
     assert answer.status_code == 503 and answer.headers["Content-Type"].startswith(
         "application/json"
     )
@@ -90,8 +83,9 @@ def test_healthz_is_503_and_names_the_unreachable_dependency(
     assert body["unreachable"] == ["broker"] and body["broker"]["reachable"] is False
     assert body["broker"]["since"] and body["database"]["reachable"] is True
     up["broker"] = True
-    again = httpx.get(f"{base}/healthz", timeout=5)
+    again = client.get("/healthz")
     assert again.status_code == 200 and again.json()["status"] == "ok"
+    assert client.head("/healthz").status_code == 200  # what load balancers often send
 
 
 def test_the_visibility_timeout_must_outlast_the_longest_lease(tmp_path: Path) -> None:

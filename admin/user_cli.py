@@ -1,0 +1,143 @@
+"""``ryla user add|list|password`` and ``ryla token create|list|revoke``: who may use the studio.
+
+Passwords are prompted for with hidden input (or read from RYLA_USER_PASSWORD), never taken as
+command-line values; a token is printed once and only its SHA-256 is kept.
+"""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from admin.access import (
+    create_token,
+    create_user,
+    list_tokens,
+    list_users,
+    revoke_token,
+    set_password,
+)
+from admin.context import CliContext
+from models import Role, TokenScope, utcnow
+
+__all__ = [
+    "token",
+    "token_create",
+    "token_list",
+    "token_revoke",
+    "user",
+    "user_add",
+    "user_list",
+    "user_password",
+]
+
+_PASSWORD_ENV = "RYLA_USER_PASSWORD"
+
+
+def _ask_password() -> str:
+    return os.environ.get(_PASSWORD_ENV) or click.prompt(
+        f"password (or set {_PASSWORD_ENV})", hide_input=True, confirmation_prompt=True
+    )
+
+
+@click.group()
+def user() -> None:
+    """Studio users: viewers read, editors plan and approve, admins also manage targets."""
+
+
+@user.command("add")
+@click.argument("username")
+@click.option(
+    "--role",
+    type=click.Choice([r.value for r in Role]),
+    default=Role.EDITOR.value,
+    show_default=True,
+)
+@click.pass_obj
+def user_add(obj: CliContext, username: str, role: str) -> None:
+    """Add a user who signs in to the studio (`ryla serve`) with a password."""
+    password = _ask_password()
+    with obj.session() as session:
+        created = create_user(
+            session=session, username=username, password=password, role=Role(role)
+        )
+        click.echo(f"user {created.username} added ({created.role})")
+
+
+@user.command("list")
+@click.pass_obj
+def user_list(obj: CliContext) -> None:
+    """Users, their roles and last sign-in."""
+    with obj.session() as session:
+        users = list_users(session)
+        if not users:
+            click.echo("no users yet: add one with `ryla user add NAME --role admin`")
+        for found in users:
+            last = f"{found.last_login_at:%Y-%m-%d %H:%M}" if found.last_login_at else "never"
+            state = "" if found.active else "  (disabled)"
+            click.echo(f"{found.username:<24} {found.role.value:<7} last sign-in {last}{state}")
+
+
+@user.command("password")
+@click.argument("username")
+@click.pass_obj
+def user_password(obj: CliContext, username: str) -> None:
+    """Set a new password; the user's open sessions end."""
+    password = _ask_password()
+    with obj.session() as session:
+        set_password(session=session, username=username, password=password)
+    click.echo(f"user {username}: password changed, sessions ended")
+
+
+@click.group()
+def token() -> None:
+    """API tokens for integrations (n8n, Make, Zapier): read or write, shown once."""
+
+
+@token.command("create")
+@click.option("--user", "username", required=True, help="The user the token acts as.")
+@click.option("--name", required=True, help="What uses it, e.g. 'n8n'.")
+@click.option(
+    "--scope",
+    type=click.Choice([s.value for s in TokenScope]),
+    default=TokenScope.READ.value,
+    show_default=True,
+    help="read: GET only; write: what the user's role allows.",
+)
+@click.pass_obj
+def token_create(obj: CliContext, username: str, name: str, scope: str) -> None:
+    """Create a token and print it once: send it as `Authorization: Bearer <token>`."""
+    with obj.session() as session:
+        text = create_token(
+            session=session, username=username, name=name, scope=TokenScope(scope), now=utcnow()
+        )
+    click.echo(text)
+    click.echo("store it now: it is not shown again", err=True)
+
+
+@token.command("list")
+@click.pass_obj
+def token_list(obj: CliContext) -> None:
+    """Tokens by id, with their user, scope and last use (never the token itself)."""
+    with obj.session() as session:
+        rows = list_tokens(session)
+        if not rows:
+            click.echo("no tokens yet: create one with `ryla token create`")
+        for found, username in rows:
+            used = f"{found.last_used_at:%Y-%m-%d %H:%M}" if found.last_used_at else "never"
+            state = "  REVOKED" if found.revoked_at else ""
+            click.echo(
+                f"{found.id:>4} {found.prefix}…  {found.name:<20} {username:<16} "
+                f"{found.scope.value:<5} used {used}{state}"
+            )
+
+
+@token.command("revoke")
+@click.argument("token_id", type=int)
+@click.pass_obj
+def token_revoke(obj: CliContext, token_id: int) -> None:
+    """Revoke a token by its id (see `ryla token list`); it stops working at once."""
+    with obj.session() as session:
+        found = revoke_token(session=session, token_id=token_id, now=utcnow())
+        click.echo(f"token {found.id} ({found.name}) revoked")
