@@ -16,15 +16,16 @@ from sqlalchemy.orm import Session
 from models import IN_PROGRESS, Post
 from pipeline.health import Outage
 from pipeline.steps.claims import Dispatch
-from pipeline.steps.moves import move_many, return_moves
+from pipeline.steps.moves import RUN_PREFIX, move_many, return_moves
 
 __all__ = ["extend_leases", "give_back", "return_unstarted"]
 
 log = logging.getLogger(__name__)
 
-# ``take_lease`` swaps a claim's token for a run id: a claim still holding its token has not
-# reached a worker yet, so its message lives only in the broker.
-_STARTED = Post.lease_owner.like("run-%")
+# ``take_lease`` swaps a claim's token for a run id (``RUN_PREFIX``…, the convention
+# ``claims.resend_untaken`` and ``tick.reconcile_expired`` read too): a claim still holding its
+# token has not started, so its message lives in the broker or in a worker's memory (an ETA).
+_STARTED = Post.lease_owner.startswith(RUN_PREFIX)
 _RELEASED = {"lease_owner": None, "lease_expires_at": None, "next_attempt_at": None}
 
 
