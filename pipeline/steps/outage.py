@@ -79,11 +79,18 @@ def return_unstarted(session: Session, *, actor: str, reason: str) -> int:
 
 
 def extend_leases(session: Session, *, outage: Outage) -> int:
-    """Leases that were running when the database went away get that time back, so the
-    reconciler does not take a try from work that only waited for the database to return."""
+    """Runs that held a lease when the database went away get that time back, so the
+    reconciler does not take a try from work that only waited for the database to return.
+
+    Claims no worker has started keep their short grace: one whose message survived is taken
+    under its token whenever it arrives, and one whose message was lost is sent again under
+    that token (``claims.resend_untaken``) about a tick after its grace, not an outage later.
+    """
     rows = session.execute(
         select(Post.id, Post.lease_expires_at).where(
-            Post.status.in_(list(IN_PROGRESS)), Post.lease_expires_at >= outage.started
+            Post.status.in_(list(IN_PROGRESS)),
+            Post.lease_expires_at >= outage.started,
+            _STARTED,
         )
     ).all()
     if not rows:

@@ -234,12 +234,15 @@ def test_a_lost_broker_sends_again_only_what_no_worker_has_started(
 def test_leases_running_when_the_database_went_away_get_the_time_back(
     settings: Settings, factory: sessionmaker[Session], influencer_id: int
 ) -> None:
-    ids = [new_post(factory), new_post(factory, at=A_MINUTE_BEFORE)]
-    first_tick(settings, factory)
+    ids = [new_post(factory, at=NOW - timedelta(minutes=m)) for m in range(3)]
+    rt, _ = runtime(settings, factory)
+    [token] = {d.token for d in first_tick(settings, factory)}  # claimed for one generator call
+    take_leases(rt, Step.GENERATE, ids[:2], token)  # the third claim no worker has started
     with session_scope(factory) as s:
         ends = {
             ids[0]: NOW - timedelta(seconds=5),  # had run out before the outage: a dead worker
             ids[1]: NOW + timedelta(seconds=20),
+            ids[2]: NOW + timedelta(seconds=10),  # a claim's grace: re-sent, never extended
         }
         for pid, end in ends.items():
             s.get_one(Post, pid).lease_expires_at = end
@@ -248,6 +251,7 @@ def test_leases_running_when_the_database_went_away_get_the_time_back(
         assert extend_leases(s, outage=outage) == 1
     assert post_of(factory, ids[0]).lease_expires_at == ends[ids[0]]
     assert post_of(factory, ids[1]).lease_expires_at == ends[ids[1]] + timedelta(seconds=90)
+    assert post_of(factory, ids[2]).lease_expires_at == ends[ids[2]]
 
 
 def test_a_post_can_wait_out_an_outage_longer_than_its_lease(
