@@ -218,18 +218,53 @@ def test_a_wiped_broker_is_rebuilt_from_the_database(world: World) -> None:
     assert "the broker lost its messages" in world.log(BEAT)
 
 
-def test_a_wiped_broker_and_a_killed_io_worker_lose_nothing(world: World) -> None:
+def _kill_io_worker(world: World) -> None:
+    """SIGKILL the io worker, with the claimed-ahead publishes it held, and start another (as
+    docker's restart policy or `ryla run` would)."""
+    io_worker = next(proc for proc, log in world.procs.procs if "queues-io" in log.name)
+    os.kill(io_worker.pid, signal.SIGKILL)
+    io_worker.wait(10)
+    world.procs.worker("io", concurrency=2)
+
+
+@pytest.mark.parametrize("order", ["killed-then-wiped", "wiped-then-killed"])
+def test_a_wiped_broker_and_a_killed_io_worker_lose_nothing(world: World, order: str) -> None:
     _start(world)
     ids, first = _due_posts(world)
     # Killed between two publishes: a publish cut off halfway is the publishing issue's case.
-    _wait_published(world, ids[:4])
-    _sleep_until(first + timedelta(seconds=3 * SPACING + 2))
-    io_worker = next(proc for proc, log in world.procs.procs if "queues-io" in log.name)
-    os.kill(io_worker.pid, signal.SIGKILL)  # with the claimed-ahead publishes it held
-    io_worker.wait(10)
-    world.redis.wipe()  # and the copies Redis kept of them
-    wiped = utcnow()
-    world.procs.worker("io", concurrency=2)  # as docker's restart policy or `ryla run` would
+    _wait_published(world, ids[:2])
+    if order == "killed-then-wiped":
+        _wait_published(world, ids[:4])
+        _sleep_until(first + timedelta(seconds=3 * SPACING + 2))
+        _kill_io_worker(world)
+        world.redis.wipe()  # and the copies Redis kept of the publishes it held
+        wiped = utcnow()
+    else:
+        # The beat sends the unstarted claims again (to the io worker, as delayed messages),
+        # then the io worker dies with them: their claims' short grace brings them back.
+        _sleep_until(first + timedelta(seconds=2 * SPACING + 1))
+        world.redis.wipe()
+        wiped = utcnow()
+        _wait_published(world, ids[:4])
+        _sleep_until(first + timedelta(seconds=3 * SPACING + 2))
+        assert "the broker lost its messages" in world.log(BEAT)  # the re-send went out
+        _kill_io_worker(world)
     _wait_published(world, ids)
     _assert_once_and_on_time(world, ids, wiped)
     assert "the broker lost its messages" in world.log(BEAT)
+    if order == "wiped-then-killed":
+        # Back through the claims' grace (sent again under their token), not a lease's end.
+        assert "claim(s) no worker started in time" in world.log(BEAT)
+        _assert_back_within_a_tick_of_the_grace(world, ids[5::2])
+
+
+def _assert_back_within_a_tick_of_the_grace(world: World, ids: list[int]) -> None:
+    """The publishes the killed worker held were published no later than their claim's grace
+    (RYLA_CLAIM_GRACE_SECONDS) plus a few ticks past their time."""
+    bound = world.backend.settings.claim_grace_seconds + 10 * world.backend.settings.tick_seconds
+    with world.backend.factory() as s:
+        rows = s.execute(
+            select(Post.id, Post.publish_at, Post.published_at).where(Post.id.in_(ids))
+        )
+        late = {pid: (done - due).total_seconds() for pid, due, done in rows}
+    assert late and all(seconds <= bound for seconds in late.values()), (late, bound)
