@@ -97,7 +97,7 @@ def create_app(
     app.state.studio = studio
     app.include_router(media_router(settings.public_base_url))
     app.include_router(health_router(health.report))
-    app.include_router(metrics_router(settings))
+    app.include_router(metrics_router(settings, health.watches))
     for router in (posts_router, plan_router, status_router):
         app.include_router(router)
     for router in PAGE_ROUTERS:
