@@ -10,12 +10,15 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
+import httpx
+import psycopg
 import pytest
 from celery.worker.consumer.consumer import CONNECTION_ERROR, CONNECTION_RETRY
 from kombu.exceptions import OperationalError as BrokerDown
 from sqlalchemy.orm import Session, sessionmaker
 
 import tasks.broker
+import tasks.notify
 from models import PostEvent, PostStatus, utcnow
 from pipeline.db import session_scope
 from pipeline.errors import Unreachable
@@ -26,7 +29,7 @@ from tasks.broker import OutageLogFilter
 from tasks.resume import resumed_when_back
 from tasks.send import send_dispatches
 from tests.conftest import add_post
-from tests.unit.test_health import closed_port
+from tests.unit.test_health import closed_port, wrapped
 from tests.unit.test_runner import post_of
 
 S = PostStatus
@@ -218,3 +221,27 @@ def test_the_consumer_says_once_that_the_broker_is_gone_not_once_per_try(
         "redis:6379. Connection refused.)",
         "Connected to redis://redis:6379/0",
     ]
+
+
+def test_the_notification_tasks_stop_quietly_while_the_database_is_away(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The outbox rows hold where each message stands: the next scan carries on from there."""
+
+    def away() -> Session:
+        raise wrapped(psycopg.OperationalError("connection failed: Connection refused"))
+
+    with httpx.Client() as client:
+        rt = SimpleNamespace(session_factory=away, settings=settings, clock=utcnow, http=client)
+        monkeypatch.setattr(tasks.notify, "current_runtime", lambda: rt)
+        with caplog.at_level(logging.DEBUG, logger="tasks.notify"):
+            tasks.notify.notify_scan.run()
+            tasks.notify.notify_send.run("a-notification")
+        assert messages(caplog, "database unreachable; the next scan carries on") == 2
+
+        def broken() -> Session:
+            raise RuntimeError("a bug, not an outage")
+
+        rt.session_factory = broken
+        with pytest.raises(RuntimeError):
+            tasks.notify.notify_scan.run()
