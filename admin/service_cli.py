@@ -6,6 +6,7 @@ database or the broker went away: they wait, retry, and say so (see ``tasks.app`
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
 from collections.abc import Callable
@@ -18,8 +19,20 @@ from admin.processes import EMBEDDED_WORKERS, Supervisor, beat_command, worker_c
 from pipeline.db import make_engine
 from pipeline.generators import active_generator
 from pipeline.health import Watch, database_unreachable, probe_database, retry_delay
+from pipeline.settings import LogFormat, Settings
 
 __all__ = ["beat", "run", "serve", "worker"]
+
+log = logging.getLogger(__name__)
+
+
+def _say(settings: Settings, line: str) -> None:
+    """A start-up line for people; with RYLA_LOG_FORMAT=json it is a log line like every other,
+    so a log shipper reads JSON only."""
+    if settings.log_format is LogFormat.JSON:
+        log.info(line)
+    else:
+        click.echo(line)
 
 
 @click.command()
@@ -52,9 +65,10 @@ def serve(obj: CliContext, host: str, port: int) -> None:
         ) from None
     sock.listen(128)
     app = create_app(obj.settings)
-    click.echo(
+    _say(
+        obj.settings,
         f"serving media and the studio on http://{host}:{port} "
-        f"(public: {obj.settings.public_base_url})"
+        f"(public: {obj.settings.public_base_url})",
     )
     config = uvicorn.Config(app, log_level="warning", proxy_headers=True, access_log=False)
     uvicorn.Server(config).run(sockets=[sock])
@@ -105,9 +119,9 @@ def worker(
     if not _schema_when_reachable(obj, _stop_on_signals()):  # Celery sets its own handlers
         return
     if "gpu" in wanted:
-        click.echo(active_generator(obj.settings).line)
+        _say(obj.settings, active_generator(obj.settings).line)
     else:
-        click.echo("generator: none here (this worker does not take the gpu queue)")
+        _say(obj.settings, "generator: none here (this worker does not take the gpu queue)")
     start_worker(
         obj.settings, queues=wanted, concurrency=concurrency, gpu=gpu, pool=pool, name=name
     )
@@ -146,10 +160,10 @@ def run(obj: CliContext) -> None:
     stop = _stop_on_signals()
     if not _when_the_database_answers(lambda: migrate(obj.settings), stop):
         return
-    click.echo(active_generator(obj.settings).line)
+    _say(obj.settings, active_generator(obj.settings).line)
     commands = {f"worker {spec.name}": worker_command(spec) for spec in EMBEDDED_WORKERS}
     supervisor = Supervisor({**commands, "beat": beat_command()})
-    click.echo(f"running on {obj.settings.data_dir} — Ctrl-C to stop")
+    _say(obj.settings, f"running on {obj.settings.data_dir} — Ctrl-C to stop")
     try:
         supervisor.run(stop)
     finally:
