@@ -23,13 +23,14 @@ from admin.model_cli import model
 from admin.notify_cli import notify
 from admin.post_cli import post
 from admin.service_cli import beat, run, serve, worker
-from admin.status import print_image_makers, print_status
+from admin.status import print_dependencies, print_image_makers, print_status
 from admin.status_health import print_health
 from admin.target_cli import target
 from admin.user_cli import token, user
 from admin.workers_cli import workers
 from models import utcnow
 from pipeline.errors import InputError, PromptError
+from pipeline.health import HealthReport
 from pipeline.observe.logs import configure_logging
 from pipeline.settings import LogFormat, get_settings
 from pipeline.validation import duplicate_of
@@ -95,14 +96,17 @@ class RylaGroup(click.Group):
     help="Where the embedded database, media and outbox live (RYLA_DATA_DIR).",
 )
 @click.option("-v", "--verbose", is_flag=True, help="Log debug details.")
+# `ryla run` names each process it starts, since their lines share one terminal.
+@click.option("--log-tag", default="", hidden=True)
 @click.pass_context
-def cli(ctx: click.Context, data_dir: Path | None, verbose: bool) -> None:
+def cli(ctx: click.Context, data_dir: Path | None, verbose: bool, log_tag: str) -> None:
     """RYLA: turn AI influencers' content calendars into published Instagram posts."""
     if data_dir is not None:
         os.environ["RYLA_DATA_DIR"] = str(data_dir)  # worker processes inherit it
     ctx.obj = CliContext(verbose=verbose)
     ctx.call_on_close(ctx.obj.close)
-    configure_logging(level=logging.DEBUG if verbose else logging.WARNING, fmt=_log_format())
+    level = logging.DEBUG if verbose else logging.WARNING
+    configure_logging(level=level, fmt=_log_format(), tag=log_tag)
 
 
 def _log_format() -> LogFormat:
@@ -137,15 +141,35 @@ def _safe_url(url: str) -> str:
 @click.option("--handle", default=None, help="Only this influencer's posts.")
 @click.pass_obj
 def status(obj: CliContext, handle: str | None) -> None:
-    """Posts by state, what comes next, the generator, workers seen, what needs a person, and
-    GPU cost so far."""
+    """Whether the database and broker answer, posts by state, what comes next, the generator,
+    workers seen, what needs a person, and GPU cost so far.
+
+    Exits with status 1 when the database or the broker is unreachable.
+    """
     from pipeline.generators import active_generator
 
-    with obj.session() as session:
-        print_status(session, handle=handle)
-        click.echo(f"\n{active_generator(obj.settings).line} [this machine]")
-        print_image_makers(session)
-        print_health(session, settings=obj.settings, now=utcnow())
+    report = _dependencies_of(obj)
+    print_dependencies(report, obj.settings)
+    if "database" not in report.unreachable:
+        with obj.session() as session:
+            print_status(session, handle=handle)
+            click.echo(f"\n{active_generator(obj.settings).line} [this machine]")
+            print_image_makers(session)
+            print_health(session, settings=obj.settings, now=utcnow())
+    if not report.ok:
+        raise click.exceptions.Exit(1)
+
+
+def _dependencies_of(obj: CliContext) -> HealthReport:
+    """Probe the database and the broker. A database that answers without RYLA's tables (or at
+    an older revision) is one error line before anything is printed; a SQLite file is looked
+    for before the probe, which would create it."""
+    if obj.settings.is_sqlite:
+        obj.require_schema()
+    report = obj.health_check().report()
+    if not obj.settings.is_sqlite and "database" not in report.unreachable:
+        obj.require_schema()
+    return report
 
 
 @cli.command()

@@ -19,6 +19,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from pipeline.db import make_engine, make_session_factory, session_scope
+from pipeline.health import HealthCheck, probe_database
 from pipeline.settings import Settings, get_settings
 
 __all__ = [
@@ -48,8 +49,12 @@ def usage_line(exc: click.UsageError) -> str:
 
 def settings_error_line(exc: ValidationError) -> str:
     first = exc.errors()[0]
+    message = str(first["msg"]).removeprefix("Value error, ")
+    if not first["loc"]:  # a check across settings: its message names them; the input holds all
+        return f"settings: {message}"  # of them, secrets too, so it is never echoed
     name = "RYLA_" + "_".join(str(p) for p in first["loc"]).upper()
-    return f"setting {name}: {first['msg']} (got {first.get('input')!r})"
+    shown = "" if name == "RYLA_SECRET_KEY" else f" (got {first.get('input')!r})"
+    return f"setting {name}: {message}{shown}"
 
 
 @dataclass
@@ -72,10 +77,14 @@ class CliContext:
             raise BadInput(settings_error_line(exc)) from None
 
     @cached_property
+    def engine(self) -> Engine:
+        self._engine = make_engine(self.settings)
+        return self._engine
+
+    @cached_property
     def session_factory(self) -> sessionmaker[Session]:
         self.require_schema()
-        self._engine = make_engine(self.settings)
-        return make_session_factory(self._engine)
+        return make_session_factory(self.engine)
 
     def require_schema(self) -> None:
         """Before ``ryla init`` (or after an upgrade that needs it), say so and touch nothing."""
@@ -95,6 +104,14 @@ class CliContext:
         from tasks.app import create_app
 
         return create_app(self.settings)
+
+    def health_check(self, *, announce: bool = False) -> HealthCheck:
+        """Probes of the database and the broker; ``announce`` logs each going and coming back
+        (long-running servers), else they are only reported."""
+        from tasks.broker import probe_broker
+
+        probes = {"database": probe_database(self.engine), "broker": probe_broker(self.app)}
+        return HealthCheck(probes) if announce else HealthCheck(probes, logger=None)
 
     def require_broker(self) -> None:
         """Fail before writing anything when the broker cannot take the message."""

@@ -1,6 +1,7 @@
 """``ryla worker|beat|run|serve``: the long-running processes.
 
-Each logs what it does; Ctrl-C (SIGINT) or SIGTERM stops it cleanly.
+Each logs what it does; Ctrl-C (SIGINT) or SIGTERM stops it cleanly. None exits because the
+database or the broker went away: they wait, retry, and say so (see ``tasks.app``).
 """
 
 from __future__ import annotations
@@ -8,16 +9,30 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from collections.abc import Callable
 
 import click
+from sqlalchemy.pool import NullPool
 
 from admin.context import BadInput, CliContext
-from admin.processes import EMBEDDED_WORKERS, start_workers, stop_workers
+from admin.processes import EMBEDDED_WORKERS, Supervisor, beat_command, worker_command
+from pipeline.db import make_engine
 from pipeline.generators import active_generator
+from pipeline.health import Watch, database_unreachable, probe_database, retry_delay
+from pipeline.settings import LogFormat, Settings
 
 __all__ = ["beat", "run", "serve", "worker"]
 
 log = logging.getLogger(__name__)
+
+
+def _say(settings: Settings, line: str) -> None:
+    """A start-up line for people; with RYLA_LOG_FORMAT=json it is a log line like every other,
+    so a log shipper reads JSON only."""
+    if settings.log_format is LogFormat.JSON:
+        log.info(line)
+    else:
+        click.echo(line)
 
 
 @click.command()
@@ -50,9 +65,10 @@ def serve(obj: CliContext, host: str, port: int) -> None:
         ) from None
     sock.listen(128)
     app = create_app(obj.settings)
-    click.echo(
+    _say(
+        obj.settings,
         f"serving media and the studio on http://{host}:{port} "
-        f"(public: {obj.settings.public_base_url})"
+        f"(public: {obj.settings.public_base_url})",
     )
     config = uvicorn.Config(app, log_level="warning", proxy_headers=True, access_log=False)
     uvicorn.Server(config).run(sockets=[sock])
@@ -100,12 +116,12 @@ def worker(
         raise BadInput(
             f"unknown queue {unknown[0] if unknown else queues!r}: choose from {', '.join(QUEUES)}"
         )
-    obj.require_schema()
-    # Logged, not printed: a worker's output is its log (JSON lines with RYLA_LOG_FORMAT=json).
+    if not _schema_when_reachable(obj, _stop_on_signals()):  # Celery sets its own handlers
+        return
     if "gpu" in wanted:
-        log.info("%s", active_generator(obj.settings).line)
+        _say(obj.settings, active_generator(obj.settings).line)
     else:
-        log.info("generator: none here (this worker does not take the gpu queue)")
+        _say(obj.settings, "generator: none here (this worker does not take the gpu queue)")
     start_worker(
         obj.settings, queues=wanted, concurrency=concurrency, gpu=gpu, pool=pool, name=name
     )
@@ -125,23 +141,64 @@ def beat(obj: CliContext) -> None:
     obj.log_progress()
     from tasks.beat import run_beat
 
-    obj.require_schema()
-    run_beat(obj.app, obj.settings, stop=_stop_on_signals())
+    stop = _stop_on_signals()
+    if not _schema_when_reachable(obj, stop):
+        return
+    run_beat(obj.app, obj.settings, stop=stop)
 
 
 @click.command()
 @click.pass_obj
 def run(obj: CliContext) -> None:
-    """Everything on this machine in one command (database, workers, beat) until Ctrl-C."""
+    """Everything on this machine in one command (database, workers, beat) until Ctrl-C.
+
+    A worker or the beat that exits is started again after a back-off, and says so.
+    """
     obj.log_progress()
     from migrations import migrate
-    from tasks.beat import run_beat
 
-    migrate(obj.settings)
-    log.info("%s", active_generator(obj.settings).line)
-    procs = start_workers(EMBEDDED_WORKERS)
-    click.echo(f"running on {obj.settings.data_dir} — Ctrl-C to stop")
+    stop = _stop_on_signals()
+    if not _when_the_database_answers(lambda: migrate(obj.settings), stop):
+        return
+    _say(obj.settings, active_generator(obj.settings).line)
+    commands = {f"worker {spec.name}": worker_command(spec) for spec in EMBEDDED_WORKERS}
+    supervisor = Supervisor({**commands, "beat": beat_command()})
+    _say(obj.settings, f"running on {obj.settings.data_dir} — Ctrl-C to stop")
     try:
-        run_beat(obj.app, obj.settings, stop=_stop_on_signals())
+        supervisor.run(stop)
     finally:
-        stop_workers(procs)
+        supervisor.stop()
+
+
+def _when_the_database_answers(action: Callable[[], None], stop: threading.Event) -> bool:
+    """Run ``action``, waiting for the database as long as it takes (one line when it is away,
+    one when it is back); False when stopped first."""
+    database = Watch("database")
+    tries = 0
+    while not stop.is_set():
+        try:
+            action()
+        except Exception as exc:
+            if not database_unreachable(exc):
+                raise
+            database.failed(exc)
+            stop.wait(retry_delay(tries))
+            tries += 1
+        else:
+            database.answered()
+            return True
+    return False
+
+
+def _schema_when_reachable(obj: CliContext, stop: threading.Event) -> bool:
+    """A process started while the database is away waits for it, then checks the schema
+    (before ``ryla init`` that is one error line); False when stopped while waiting."""
+    if not obj.settings.is_sqlite:  # a SQLite probe would create the file ``ryla init`` makes
+        engine = make_engine(obj.settings, poolclass=NullPool)  # nothing pooled for the forks
+        try:
+            if not _when_the_database_answers(probe_database(engine), stop):
+                return False
+        finally:
+            engine.dispose()
+    obj.require_schema()
+    return True

@@ -1,5 +1,6 @@
-"""``ryla status``: posts by state per influencer, as a table, then what comes next, what waits
-for a person, and which generator made the latest images.
+"""``ryla status``: whether the database and broker answer, posts by state per influencer, as
+a table, then what comes next, what waits for a person, and which generator made the latest
+images.
 
 Reads only: a few small queries.
 """
@@ -13,8 +14,16 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from models import Asset, AssetKind, ContentCalendar, Influencer, Post, PostStatus, utcnow
+from pipeline.health import HealthReport, redact_url
+from pipeline.settings import Settings
 
-__all__ = ["print_broken_calendars", "print_image_makers", "print_status", "status_counts"]
+__all__ = [
+    "print_broken_calendars",
+    "print_dependencies",
+    "print_image_makers",
+    "print_status",
+    "status_counts",
+]
 
 COLUMNS = list(PostStatus)
 
@@ -31,6 +40,20 @@ def status_counts(session: Session, handle: str | None = None) -> dict[str, dict
     for name, status, count in session.execute(stmt):
         table.setdefault(name, {})[status.value] = count
     return table
+
+
+def print_dependencies(report: HealthReport, settings: Settings) -> None:
+    """One line per dependency: whether it answers, where it is, and what it said if not."""
+    where = {"database": settings.database_url, "broker": settings.broker_url}
+    for dep in report.dependencies:
+        state = "reachable" if dep.reachable else "unreachable"
+        error = f"  ({dep.error})" if dep.error else ""
+        click.echo(f"{dep.name:<9} {state:<12} {redact_url(where.get(dep.name, '-'))}{error}")
+    if not report.ok:
+        click.echo(
+            "workers and the beat wait and retry by themselves; posts resume once it is back"
+        )
+    click.echo()
 
 
 def print_status(session: Session, *, handle: str | None = None, upcoming: int = 5) -> None:

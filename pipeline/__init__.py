@@ -10,5 +10,6 @@
 | ``captions`` | captions and alt text within Instagram's limits |
 | ``validation`` | checks shared by every door (CLI, import, API) |
 | ``errors`` | every error the pipeline raises, in one tree |
+| ``health`` | whether the database and broker answer, since when; outages told from bad queries |
 | ``settings``, ``db``, ``crypto``, ``locks`` | configuration, sessions, secrets, the beat lock |
 """

@@ -30,6 +30,8 @@ RylaError
 ├── NotifyError             a notification could not be delivered (``notify``)
 │   ├── NotDelivered        it surely did not arrive; ``retry`` says whether another try may
 │   └── DeliveryUnknown     it may have arrived (the answer was lost): never sent again
+├── Unreachable             the database went away mid-step: nothing settled, no try spent;
+│                           the task resumes the claims it names once the database is back
 └── LeaseLost / InvalidTransition   internal: a run lost its claim / a bug asked for a bad move
 
 Instagram's own subclasses (``GraphThrottled``, ``AnswerLost`` …) live in
@@ -39,6 +41,7 @@ that callers catching those still do.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 
 __all__ = [
@@ -70,6 +73,7 @@ __all__ = [
     "TargetUnusable",
     "Throttled",
     "TransientPublishError",
+    "Unreachable",
     "WeightsMissing",
 ]
 
@@ -221,6 +225,19 @@ class NotDelivered(NotifyError):
 
 class DeliveryUnknown(NotifyError):
     """It may have arrived and the answer was lost: sending again could tell a person twice."""
+
+
+# --- outages -------------------------------------------------------------------------------
+
+
+class Unreachable(RylaError, RuntimeError):
+    """The database went away while a step ran: nothing could be settled, and nothing should be
+    (the work only waited), so no try is spent. ``resume`` maps each interrupted post to the
+    lease owner to resume under once the database answers again."""
+
+    def __init__(self, resume: Mapping[int, str]) -> None:
+        super().__init__(f"database unreachable: posts {sorted(resume)} resume once it is back")
+        self.resume = dict(resume)
 
 
 # --- internal -------------------------------------------------------------------------------

@@ -149,6 +149,20 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _visibility_above_the_longest_lease(self) -> Settings:
+        # Redis hands an unacked message to another worker after the visibility timeout: a
+        # message held for a claimed-ahead publish plus its run must stay with its worker.
+        longest = self.lease_seconds + self.publish_ahead_seconds
+        if self.redis_visibility_timeout <= longest:
+            raise ValueError(
+                f"RYLA_REDIS_VISIBILITY_TIMEOUT ({self.redis_visibility_timeout} s) must exceed "
+                "the longest lease, RYLA_LEASE_SECONDS + RYLA_PUBLISH_AHEAD_SECONDS "
+                f"({longest} s): "
+                f"raise it to at least {longest + 60} or lower the lease"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _embedded_defaults(self) -> Settings:
         # The embedded default keeps everything under data_dir: no server to install.
         if not self.database_url:

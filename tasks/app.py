@@ -1,6 +1,30 @@
 """The Celery app, configured from settings: queues gpu/cpu/io, routes, limits, transports.
 
 Celery messages are hints, never the record: PostgreSQL (or SQLite) holds every post's state.
+
+Outages, in one place. No process exits because the broker or the database went away; each
+says so once, retries on a back-off capped at ``RETRY_CAP_SECONDS`` (10 s), and says when it
+is back. What is configured here for it, and why:
+
+- ``broker_connection_retry_on_startup``: a worker started before the broker waits for it.
+- ``broker_connection_retry``, ``broker_connection_max_retries=None``: a worker that loses the
+  broker reconnects without end (Celery's default gives up, and exits, after 100 tries).
+- ``worker_consumer=ResilientConsumer``: reconnect tries 1, 3, 5 … 10 s apart (Celery's own
+  grow to 30 s), with one log line when the broker goes and one when it is back.
+- ``broker_heartbeat`` 30 s (AMQP) and ``health_check_interval`` 10 s (Redis): a connection
+  that died without closing is noticed and replaced.
+- ``socket_connect_timeout`` 5 s, ``socket_timeout`` 30 s: a silent broker fails a call
+  instead of hanging it.
+- ``visibility_timeout`` = ``RYLA_REDIS_VISIBILITY_TIMEOUT``, which settings require to exceed
+  the longest lease: Redis hands an unacked message to another worker only after it.
+- ``task_publish_retry_policy``: 3 tries within about a second, so a send fails fast; the
+  claim is then given back, never lost (``tasks.send``).
+- ``worker_cancel_long_running_tasks_on_connection_loss`` off: a task in hand finishes and
+  records its result in the database; only its ack is lost, and a redelivery is ignored.
+
+Beyond Celery: a task that finds the database away is retried under the same claim, without
+limit, 1 … 10 s apart (``tasks.steps``); the beat gives claims it could not send back, and
+re-sends every unstarted claim when the broker lost its messages (``tasks.beat``).
 """
 
 from __future__ import annotations
@@ -31,8 +55,14 @@ def _transport_options(settings: Settings) -> dict[str, object]:
             "store_processed": False,
             "polling_interval": 0.2,
         }
-    # Redis redelivers unacked messages after this; it must exceed any ETA we send (minutes).
-    return {"visibility_timeout": settings.redis_visibility_timeout}
+    return {
+        # Redis redelivers unacked messages after this; it must exceed any ETA we send (minutes).
+        "visibility_timeout": settings.redis_visibility_timeout,
+        "health_check_interval": 10,
+        "socket_connect_timeout": 5,
+        "socket_timeout": 30,
+        "socket_keepalive": True,
+    }
 
 
 def create_app(settings: Settings) -> Celery:
@@ -41,6 +71,18 @@ def create_app(settings: Settings) -> Celery:
     app.conf.update(
         broker_transport_options=_transport_options(settings),
         broker_connection_retry_on_startup=True,
+        broker_connection_retry=True,
+        broker_connection_max_retries=None,  # None: forever (0 would mean no retry at all)
+        broker_heartbeat=30,
+        worker_consumer="tasks.broker:ResilientConsumer",
+        worker_cancel_long_running_tasks_on_connection_loss=False,
+        task_publish_retry=True,
+        task_publish_retry_policy={
+            "max_retries": 3,
+            "interval_start": 0,
+            "interval_step": 0.3,
+            "interval_max": 1.0,
+        },
         task_queues=[Queue(name) for name in QUEUES],
         task_default_queue="cpu",
         task_routes={

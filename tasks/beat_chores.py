@@ -14,9 +14,11 @@ from collections import Counter
 
 from celery import Celery
 
+from pipeline.health import Watch
 from pipeline.settings import Settings
 from pipeline.steps.tick import TickReport
 from tasks.app import NOTIFY_SCAN
+from tasks.broker import broker_unreachable, broker_watch
 from tasks.heartbeat import Heartbeat
 
 __all__ = ["BeatChores", "describe_tick"]
@@ -44,10 +46,11 @@ def describe_tick(report: TickReport) -> str | None:
 
 
 class BeatChores:
-    def __init__(self, app: Celery, settings: Settings) -> None:
+    def __init__(self, app: Celery, settings: Settings, *, database: Watch | None = None) -> None:
         self.app, self.settings = app, settings
         name = f"beat@{socket.gethostname()}"
-        self.heartbeat = Heartbeat(settings, name=name, role="beat").start()
+        # The beat's own database watch: an outage is told once, not again by the heartbeat.
+        self.heartbeat = Heartbeat(settings, name=name, role="beat", database=database).start()
         self._next_scan = time.monotonic()
 
     def standby(self) -> None:
@@ -60,8 +63,14 @@ class BeatChores:
         now = time.monotonic()
         if now >= self._next_scan:
             interval = self.settings.notify_scan_seconds
-            # A scan nobody took in time is dropped: the next one sees the same and more.
-            self.app.send_task(NOTIFY_SCAN, expires=max(60.0, 2 * interval))
+            try:
+                # A scan nobody took in time is dropped: the next one sees the same and more.
+                self.app.send_task(NOTIFY_SCAN, expires=max(60.0, 2 * interval))
+            except Exception as exc:
+                if not broker_unreachable(exc):
+                    raise
+                broker_watch().failed(exc)  # told once; the scan is sent at the next tick
+                return
             self._next_scan = now + interval
 
     def close(self) -> None:

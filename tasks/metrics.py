@@ -20,6 +20,7 @@ from celery import Celery
 
 from models import utcnow
 from pipeline.db import make_engine, make_session_factory, session_scope
+from pipeline.health import Watch, database_unreachable
 from pipeline.observe.metrics import db_snapshot
 from pipeline.observe.metrics_dir import metrics_files
 from pipeline.observe.steps import StepEnded, add_listener
@@ -106,9 +107,10 @@ class _Merged:
 class _Database:
     """Posts by state, images and GPU cost, workers, notifications: read at scrape time."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, watch: Watch) -> None:
         self.settings = settings
         self.factory = make_session_factory(make_engine(settings))
+        self.watch = watch
 
     def collect(self) -> Iterator[Any]:
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -120,10 +122,14 @@ class _Database:
                     session, now=utcnow(), heartbeat_seconds=self.settings.heartbeat_seconds
                 )
         except Exception as exc:  # a scrape must answer even while the database is down
-            log.warning("metrics: database unreachable (%s)", type(exc).__name__)
+            if database_unreachable(exc):
+                self.watch.failed(exc)  # told once per outage, not once per scrape
+            else:
+                log.exception("metrics: the database could not be read")
             up.add_metric([], 0)
             yield up
             return
+        self.watch.answered()
         up.add_metric([], 1)
         yield up
         posts = GaugeMetricFamily(
@@ -177,8 +183,9 @@ def _worker_families(snap: Any) -> Iterator[Any]:
 class _Queues:
     """Messages waiting in each queue, asked of the broker at scrape time."""
 
-    def __init__(self, app: Celery) -> None:
+    def __init__(self, app: Celery, watch: Watch) -> None:
         self.app = app
+        self.watch = watch
 
     def collect(self) -> Iterator[Any]:
         from prometheus_client.core import GaugeMetricFamily
@@ -195,25 +202,36 @@ class _Queues:
                     declared = channel.queue_declare(queue=queue, durable=True, auto_delete=False)
                     depth.add_metric([queue], declared.message_count)
         except Exception as exc:  # kombu raises a zoo of transport errors
-            log.warning("metrics: broker unreachable (%s)", type(exc).__name__)
+            self.watch.failed(exc)  # told once per outage, not once per scrape
             up.add_metric([], 0)
             yield up
             return
+        self.watch.answered()
         up.add_metric([], 1)
         yield up
         yield depth
 
 
-def metrics_registry(settings: Settings, *, app: Celery | None = None) -> CollectorRegistry:
-    """A registry holding the workers' merged files, the database and the broker."""
+def metrics_registry(
+    settings: Settings,
+    *,
+    app: Celery | None = None,
+    watches: dict[str, Watch] | None = None,
+) -> CollectorRegistry:
+    """A registry holding the workers' merged files, the database and the broker. ``watches``:
+    the serving process's own "database" and "broker" watches, so an outage a scrape meets is
+    told once by the process, however often it is scraped."""
     from prometheus_client import CollectorRegistry
 
     from tasks.app import create_app
 
+    watches = watches or {}
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Merged(settings))
-    registry.register(_Database(settings))
-    registry.register(_Queues(app or create_app(settings)))
+    registry.register(_Database(settings, watches.get("database") or Watch("database")))
+    registry.register(
+        _Queues(app or create_app(settings), watches.get("broker") or Watch("broker"))
+    )
     return registry
 
 

@@ -16,6 +16,7 @@ import httpx
 from models import PublishTarget, utcnow
 from pipeline.db import make_engine, make_session_factory
 from pipeline.generators import select_generator
+from pipeline.health import Watch, watch_engine
 from pipeline.media.storage import LocalStorage
 from pipeline.publishers import build_publisher
 from pipeline.publishers.base import Publisher
@@ -29,7 +30,9 @@ _state: dict[str, object] = {}
 
 
 def build_runtime(settings: Settings, *, actor: str) -> Runtime:
-    factory = make_session_factory(make_engine(settings))
+    engine = make_engine(settings)
+    watch_engine(engine, Watch("database"))  # one line when it goes away, one when it is back
+    factory = make_session_factory(engine)
     # One HTTP client per process: connection reuse, and bounded waits on every call.
     client = httpx.Client(
         timeout=httpx.Timeout(settings.http_timeout_seconds, connect=5.0), follow_redirects=False

@@ -10,12 +10,15 @@ import logging
 import os
 import socket
 import time
+import warnings
 
-from celery.signals import worker_process_init, worker_ready, worker_shutdown
+from celery.exceptions import CPendingDeprecationWarning
+from celery.signals import celeryd_after_setup, worker_process_init, worker_ready, worker_shutdown
 
 from pipeline.observe.metrics_dir import use_metrics_dir
 from pipeline.settings import LogFormat, Settings
 from tasks.app import create_app
+from tasks.broker import OutageLogFilter
 from tasks.heartbeat import Heartbeat
 
 __all__ = ["start_worker"]
@@ -41,6 +44,7 @@ def start_worker(
         concurrency = 1
         os.environ[_WARM_ENV] = "1"
     app = create_app(settings)
+    _one_line_per_outage()
     if "gpu" in queues:
         # The model loads in the child before it reports "up"; Celery's default 4 s would kill
         # every replacement child (after a time limit or a crash) in a loop.
@@ -86,6 +90,22 @@ def _observe(settings: Settings, *, name: str, queues: list[str]) -> None:
 
     worker_ready.connect(ready, weak=False)
     worker_shutdown.connect(shutdown, weak=False)
+
+
+def _one_line_per_outage() -> None:
+    logging.getLogger("celery.worker.consumer.consumer").addFilter(OutageLogFilter())
+    celeryd_after_setup.connect(_quiet_cancel_warning, weak=False)
+
+
+def _quiet_cancel_warning(**_: object) -> None:
+    # Celery warns at every lost connection that 6.0 will cancel late-ack tasks then; the app
+    # sets that off on purpose (see tasks.app), so the warning says nothing new. Added after
+    # Celery's logging set-up, which asks for all of its warnings "always".
+    warnings.filterwarnings(
+        "ignore",
+        message=r"\s*In Celery 5\.1 we introduced an optional breaking change",
+        category=CPendingDeprecationWarning,
+    )
 
 
 @worker_process_init.connect

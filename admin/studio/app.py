@@ -1,5 +1,5 @@
-"""The studio as one ASGI app: ``create_app(settings)`` wires the public media URLs, the
-authenticated ``/api/v1`` and the web pages, with one error shape for each.
+"""The studio as one ASGI app: ``create_app(settings)`` wires the public media URLs and
+``/healthz``, the authenticated ``/api/v1`` and the web pages, with one error shape for each.
 
 The OpenAPI schema is served at ``/api/v1/openapi.json`` to signed-in users and tokens only;
 no documentation UI is served (it would load scripts from a CDN).
@@ -19,6 +19,7 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import DBAPIError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from admin.access import Principal
@@ -26,12 +27,15 @@ from admin.studio.api_plan import plan_router
 from admin.studio.api_posts import posts_router
 from admin.studio.api_status import status_router
 from admin.studio.core import InputProblem, Studio, reader
+from admin.studio.health import health_router, studio_health
 from admin.studio.media import media_router
 from admin.studio.metrics import metrics_router
 from admin.studio.pages import PAGE_ROUTERS, render_error
+from admin.studio.pages.render import TEMPLATES
 from models import utcnow
 from pipeline.db import make_engine, make_session_factory
 from pipeline.errors import InputError
+from pipeline.health import HealthCheck, database_unreachable
 from pipeline.settings import Settings, load_secret_key
 from pipeline.steps.claims import Dispatch
 
@@ -63,8 +67,10 @@ def create_app(
     *,
     clock: Callable[[], datetime] = utcnow,
     send: Callable[[list[Dispatch]], None] | None = None,
+    health: HealthCheck | None = None,
 ) -> FastAPI:
     engine = make_engine(settings)
+    health = health or studio_health(settings, engine)
     studio = Studio(
         settings=settings,
         factory=make_session_factory(engine),
@@ -90,7 +96,8 @@ def create_app(
     )
     app.state.studio = studio
     app.include_router(media_router(settings.public_base_url))
-    app.include_router(metrics_router(settings))
+    app.include_router(health_router(health.report))
+    app.include_router(metrics_router(settings, health.watches))
     for router in (posts_router, plan_router, status_router):
         app.include_router(router)
     for router in PAGE_ROUTERS:
@@ -169,6 +176,12 @@ def _add_error_handlers(app: FastAPI) -> None:
             return RedirectResponse(f"/login?next={target}", status_code=303)
         return render_error(request, exc.status_code, str(exc.detail))
 
+    @app.exception_handler(DBAPIError)
+    async def database_error(request: Request, exc: DBAPIError) -> Response:
+        if not database_unreachable(exc):
+            raise exc  # a bug: Starlette's 500, with its traceback in the log
+        return _database_away(request)
+
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:
         errors = [
@@ -180,3 +193,18 @@ def _add_error_handlers(app: FastAPI) -> None:
         first = errors[0] if errors else {"loc": [], "msg": "bad request"}
         where = ".".join(str(part) for part in first["loc"][1:])
         return render_error(request, 422, f"{where}: {first['msg']}")
+
+
+_AWAY = "the database is unreachable; the studio keeps retrying: try again in a moment"
+
+
+def _database_away(request: Request) -> Response:
+    """503 while the database is away (its watch has logged that once): no traceback per
+    request, and a page that needs no database to draw (nobody is looked up)."""
+    headers = {"Retry-After": "10"}
+    if _is_api(request):
+        return JSONResponse({"detail": _AWAY}, status_code=503, headers=headers)
+    context = {"principal": None, "code": 503, "message": _AWAY, "path": request.url.path}
+    return TEMPLATES.TemplateResponse(
+        request, "error.html", context, status_code=503, headers=headers
+    )

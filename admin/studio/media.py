@@ -1,5 +1,5 @@
 """The public part of the studio: images at signed, expiring URLs (what Instagram fetches, and
-what the studio's own pages show) and ``/healthz``. Nothing unsigned is served.
+what the studio's own pages show). Nothing unsigned is served.
 
 Links for people are signed with an expiry rounded up to the hour, so a page shows the same
 URL for an hour and the browser's cache (and ``ETag`` → 304) does the rest.
@@ -42,10 +42,6 @@ def media_link(
 def media_router(base_url: str) -> APIRouter:
     router = APIRouter()
     prefix = urlsplit(base_url).path.rstrip("/") + MEDIA_PATH
-
-    @router.api_route("/healthz", methods=["GET", "HEAD"], include_in_schema=False)
-    def healthz() -> PlainTextResponse:
-        return PlainTextResponse("ok\n")
 
     @router.api_route(prefix + "{key:path}", methods=["GET", "HEAD"], include_in_schema=False)
     def media(request: Request, key: str) -> Response:

@@ -8,12 +8,14 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
+from pipeline.health import Watch
 from pipeline.settings import Settings
 
 __all__ = ["metrics_router"]
 
 
-def metrics_router(settings: Settings) -> APIRouter:
+def metrics_router(settings: Settings, watches: dict[str, Watch]) -> APIRouter:
+    """``watches``: the studio's own, so an outage a scrape meets is told once (``/healthz``)."""
     router = APIRouter()
     held: dict[str, Any] = {}  # the registry holds an engine and a broker client: built once
 
@@ -22,7 +24,7 @@ def metrics_router(settings: Settings) -> APIRouter:
         from tasks.metrics import metrics_registry, serve_metrics
 
         if "registry" not in held:
-            held["registry"] = metrics_registry(settings)
+            held["registry"] = metrics_registry(settings, watches=watches)
         status, body, content_type = serve_metrics(
             held["registry"],
             authorization=request.headers.get("authorization", ""),

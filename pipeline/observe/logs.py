@@ -2,6 +2,7 @@
 
 Both carry the instant with its zone (text: local time and UTC offset; JSON: UTC, ISO 8601),
 and the step fields (``post_id``, ``influencer``, ``step``, ``seconds``, ``outcome``) when set.
+A process started by ``ryla run`` carries a tag naming it, since their lines share one terminal.
 """
 
 from __future__ import annotations
@@ -28,10 +29,12 @@ def zoned(instant: datetime, *, tz: Any = None) -> str:
 
 
 class TextFormatter(logging.Formatter):
-    """``2026-11-30 19:56:01.123+01:00 INFO name: message``: the offset says which zone."""
+    """``2026-11-30 19:56:01.123+01:00 INFO [tag] name: message``: the offset says which zone;
+    the tag, when given, which process."""
 
-    def __init__(self) -> None:
-        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    def __init__(self, tag: str = "") -> None:
+        shown = f"[{tag}] " if tag else ""
+        super().__init__(f"%(asctime)s %(levelname)s {shown}%(name)s: %(message)s")
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         local = datetime.fromtimestamp(record.created).astimezone()
@@ -39,7 +42,12 @@ class TextFormatter(logging.Formatter):
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per record: ``ts`` (UTC), ``level``, ``logger``, ``message``, extras."""
+    """One JSON object per record: ``ts`` (UTC), ``level``, ``logger``, ``message``, extras,
+    and ``tag`` when given."""
+
+    def __init__(self, tag: str = "") -> None:
+        super().__init__()
+        self.tag = tag
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
@@ -49,6 +57,8 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
             "process": record.process,
         }
+        if self.tag:
+            entry["tag"] = self.tag
         for name in FIELDS:
             value = getattr(record, name, None)
             if value is not None:
@@ -58,11 +68,11 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
-def configure_logging(*, level: int, fmt: LogFormat) -> None:
+def configure_logging(*, level: int, fmt: LogFormat, tag: str = "") -> None:
     """Replace the root handler: every process (and Celery, which keeps its hands off the root
     logger here) writes one format to stderr."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if fmt is LogFormat.JSON else TextFormatter())
+    handler.setFormatter(JsonFormatter(tag) if fmt is LogFormat.JSON else TextFormatter(tag))
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

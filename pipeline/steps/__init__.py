@@ -7,6 +7,7 @@
 | ``moves`` | state moves (one conditional UPDATE + an audit row), lease-fenced ones |
 | ``lease`` | working under a lease: ``held`` settles every way a step can end |
 | ``failures`` | where a post goes when a step raises |
+| ``outage`` | what an outage leaves, put right: unsent or lost claims, leases that only waited |
 | ``generate`` | prepare → perform → record, and ``run_generate`` (batched) |
 | ``render`` | prepare → perform → record, and ``run_render`` |
 | ``publish`` | prepare → perform → record, and ``run_publish`` (exactly once) |

@@ -1,6 +1,7 @@
 """Where a post goes when a step raises: back with a back-off, waiting for a person, or out.
 
-One policy for every step; the error tree in ``pipeline.errors`` decides the branch.
+One policy for every step; the error tree in ``pipeline.errors`` decides the branch. The
+database going away is no failure of the step: the claim is kept for the task to resume.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pipeline.errors import (
     TargetUnusable,
     Throttled,
 )
+from pipeline.health import database_unreachable
 from pipeline.observe.steps import step_failed
 from pipeline.publishers.targets import resolve_target
 from pipeline.settings import Settings
@@ -30,7 +32,13 @@ from pipeline.steps.attempts import finish_attempt, open_attempt
 from pipeline.steps.moves import STEP_STATUS, Step, release_lease, stable_state_of
 from pipeline.steps.runtime import Runtime
 
-__all__ = ["WAIT_FOR_PERSON", "backoff", "failure_move", "settle_failure"]
+__all__ = [
+    "WAIT_FOR_PERSON",
+    "backoff",
+    "failure_move",
+    "settle_failure",
+    "settle_unless_unreachable",
+]
 
 log = logging.getLogger(__name__)
 S = PostStatus
@@ -112,6 +120,23 @@ def failure_move(
         return out, {"last_error": _in_doubt(message, post.id, doubt), "attempts": attempts}, None
     wait = backoff(attempts)
     return back, {"last_error": message, "attempts": attempts, "next_attempt_at": now + wait}, None
+
+
+def settle_unless_unreachable(
+    rt: Runtime, step: Step, post_id: int, run_id: str, exc: Exception
+) -> bool:
+    """Settle a failure on its post; False when the database is unreachable, for the step or
+    for the settling: nothing can be written then, and no try is spent, since the work did not
+    fail but waited. The caller keeps the claim and resumes it once the database is back."""
+    if database_unreachable(exc):
+        return False
+    try:
+        settle_failure(rt, step, post_id, run_id, exc)
+    except Exception as again:
+        if not database_unreachable(again):
+            raise
+        return False  # the step runs again after the outage, and fails again if it must
+    return True
 
 
 def _in_doubt(message: str, post_id: int, doubt: str | None) -> str:

@@ -34,8 +34,8 @@ from pipeline.generators.sizes import native_size
 from pipeline.media.storage import LocalStorage
 from pipeline.steps.assets import StoredFile, asset_prefix, replace_assets
 from pipeline.steps.claims import Dispatch
-from pipeline.steps.failures import settle_failure
-from pipeline.steps.lease import Lease, follow_ups, held, take_leases
+from pipeline.steps.failures import settle_unless_unreachable
+from pipeline.steps.lease import Lease, follow_ups, held, raise_if_interrupted, take_leases
 from pipeline.steps.moves import Step
 from pipeline.steps.runtime import Runtime
 
@@ -155,18 +155,22 @@ def run_generate(rt: Runtime, post_ids: Sequence[int], token: str) -> list[Dispa
     or fails, on its own.
     """
     jobs: dict[int, tuple[Lease, GenerateJob]] = {}
-    for lease in take_leases(rt, Step.GENERATE, post_ids, token):
+    leases = take_leases(rt, Step.GENERATE, post_ids, token)
+    for lease in leases:
         with held(rt, lease), session_scope(rt.session_factory) as session:
             job = prepare_generate(session, session.get_one(Post, lease.post_id))
             jobs[lease.post_id] = (lease, job)
     if not jobs:
+        raise_if_interrupted(leases)
         return []
     requests = [request for _, job in jobs.values() for request in job.requests]
     try:
         images = _perform(rt, requests)
     except Exception as exc:  # one call for all: each of its posts fails with it
         for lease, _ in jobs.values():
-            settle_failure(rt, Step.GENERATE, lease.post_id, lease.run_id, exc)
+            settled = settle_unless_unreachable(rt, Step.GENERATE, lease.post_id, lease.run_id, exc)
+            lease.interrupted = not settled
+        raise_if_interrupted(leases)
         return []
     done, start = [], 0
     for lease, job in jobs.values():
@@ -176,6 +180,7 @@ def run_generate(rt: Runtime, post_ids: Sequence[int], token: str) -> list[Dispa
             _record(rt, lease, job, mine)
         if lease.ok:
             done.append(lease.post_id)
+    raise_if_interrupted(leases)  # before follow-ups: a raise would drop their dispatches
     return follow_ups(rt, done)
 
 

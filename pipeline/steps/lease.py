@@ -1,7 +1,8 @@
 """Working under a lease: take it, do the step's work, and settle every way the work can end.
 
 ``held`` wraps one post's work: a lost lease drops the result; any other exception is settled
-on the post by ``failures.settle_failure``; success leaves ``lease.ok`` set.
+on the post by ``failures.settle_failure``; success leaves ``lease.ok`` set. When the database
+goes away nothing can be settled: the run raises ``Unreachable``, naming the claims to resume.
 """
 
 from __future__ import annotations
@@ -16,14 +17,15 @@ from sqlalchemy.orm import Session
 
 from models import PostStatus
 from pipeline.db import session_scope
-from pipeline.errors import LeaseLost
+from pipeline.errors import LeaseLost, Unreachable
+from pipeline.health import database_unreachable
 from pipeline.observe.steps import step_finished, step_lost, steps_started
 from pipeline.steps.claims import Dispatch, claim_due
-from pipeline.steps.failures import settle_failure
+from pipeline.steps.failures import settle_unless_unreachable
 from pipeline.steps.moves import Step, release_lease, take_lease
 from pipeline.steps.runtime import Runtime
 
-__all__ = ["Lease", "follow_ups", "held", "run_leased", "take_leases"]
+__all__ = ["Lease", "follow_ups", "held", "raise_if_interrupted", "run_leased", "take_leases"]
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +38,7 @@ class Lease:
     post_id: int
     run_id: str
     ok: bool = False  # the work inside ``held`` finished without raising
+    interrupted: bool = False  # the database went away: the claim is kept, to be resumed
 
     def finish(
         self,
@@ -63,6 +66,15 @@ class Lease:
 
 def take_leases(rt: Runtime, step: Step, post_ids: Sequence[int], token: str) -> list[Lease]:
     """The posts this delivery may work on: a second delivery of a message finds none."""
+    try:
+        return _take_leases(rt, step, post_ids, token)
+    except Exception as exc:
+        if database_unreachable(exc):  # nothing was taken: resume under the claim's own token
+            raise Unreachable(dict.fromkeys(post_ids, token)) from exc
+        raise
+
+
+def _take_leases(rt: Runtime, step: Step, post_ids: Sequence[int], token: str) -> list[Lease]:
     leases = []
     with session_scope(rt.session_factory) as session:
         for post_id in post_ids:
@@ -97,9 +109,17 @@ def held(rt: Runtime, lease: Lease) -> Iterator[Lease]:
             "post %s: lease lost during %s; the result was dropped", lease.post_id, lease.step
         )
     except Exception as exc:
-        settle_failure(rt, lease.step, lease.post_id, lease.run_id, exc)
+        settled = settle_unless_unreachable(rt, lease.step, lease.post_id, lease.run_id, exc)
+        lease.interrupted = not settled
     else:
         lease.ok = True
+
+
+def raise_if_interrupted(leases: Sequence[Lease]) -> None:
+    """Raise ``Unreachable`` for the leases the database's absence interrupted, if any."""
+    resume = {lease.post_id: lease.run_id for lease in leases if lease.interrupted}
+    if resume:
+        raise Unreachable(resume)
 
 
 def run_leased(
@@ -109,17 +129,27 @@ def run_leased(
     for lease in take_leases(rt, step, [post_id], token):
         with held(rt, lease):
             work(rt, lease)
+        raise_if_interrupted([lease])
         if lease.ok:
             return follow_ups(rt, [post_id])
     return []
 
 
 def follow_ups(rt: Runtime, post_ids: Sequence[int]) -> list[Dispatch]:
-    """Claim the next step of posts that just moved on, so it starts without waiting a tick."""
+    """Claim the next step of posts that just moved on, so it starts without waiting a tick.
+
+    Without the database the beat claims them once it is back: nothing is lost by waiting.
+    """
     dispatches: list[Dispatch] = []
-    with session_scope(rt.session_factory) as session:
-        for post_id in post_ids:
-            dispatches += claim_due(
-                session, settings=rt.settings, now=rt.clock(), post_id=post_id, actor=rt.actor
-            )
+    try:
+        with session_scope(rt.session_factory) as session:
+            for post_id in post_ids:
+                dispatches += claim_due(
+                    session, settings=rt.settings, now=rt.clock(), post_id=post_id, actor=rt.actor
+                )
+    except Exception as exc:
+        if not database_unreachable(exc):
+            raise
+        log.warning("posts %s: next step left to the beat (database unreachable)", list(post_ids))
+        return []
     return dispatches

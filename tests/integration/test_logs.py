@@ -32,6 +32,7 @@ def test_beat_and_workers_log_json_lines_that_tell_the_posts_trip(
     processes.stop()
     lines = [line for line in processes.full_logs().splitlines() if line.strip()]
     entries = [json.loads(line) for line in lines if line != CELERY_SAYS]
+    assert [e for e in entries if e["message"].startswith("generator: preview")]  # start-up too
     steps = {e["step"]: e for e in entries if e.get("post_id") == post_id and "step" in e}
     assert set(steps) == {"generate", "render", "publish"}
     assert all(e["influencer"] == "mia" and e["outcome"] == "ok" for e in steps.values())

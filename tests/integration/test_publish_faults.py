@@ -292,7 +292,7 @@ def test_throttling_bursts_cost_no_try(stack: Stack) -> None:
     stack.graph.clear_faults()
     for code in (4, 17, 32, 613):
         stack.graph.throttle_next(2, code=code, regain_minutes=0)
-    ids = plan(stack, 3, images=3, formats=["feed_square"])
+    ids = plan(stack, 3, spacing=1.0, images=3, formats=["feed_square"])  # one post per instant
     found = settle(stack, ids)
     assert [(p.status, p.attempts) for p in found] == [(S.PUBLISHED, 0)] * 3
     carousels = [c for c in stack.graph.containers.values() if c.kind == "CAROUSEL"]

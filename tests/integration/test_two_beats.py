@@ -72,6 +72,9 @@ class Broker:
         with self._lock:
             self.sent.append((name, args))
 
+    def check(self) -> bool:
+        return False  # it answers, and has lost nothing
+
 
 def _wait_until_claimed(settings: Settings, ids: list[int], timeout: float = 60) -> None:
     engine = make_engine(settings)
@@ -124,7 +127,7 @@ def test_two_beats_dispatch_every_post_once(settings: Settings) -> None:
             ticks[n] += 1
             dispatched.extend(d.post_id for d in report.dispatches)
 
-        run_beat(broker, settings, stop=stop, on_tick=on_tick)  # type: ignore[arg-type]
+        run_beat(broker, settings, stop=stop, on_tick=on_tick, check_broker=broker.check)  # type: ignore[arg-type]
 
     _run_two(beat, settings)
     assert sorted(dispatched) == ids  # each post once, from whichever beat held the lock
