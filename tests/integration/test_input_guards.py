@@ -27,11 +27,11 @@ from tests.integration.test_chain import wait_for
 pytestmark = pytest.mark.integration
 
 
-def _soon(tz: str, minutes: int) -> str:
-    """A local HH:MM a little ahead (the next whole minute at least ``minutes`` away)."""
+def _soon(tz: str) -> str:
+    """The next local HH:MM at least 20 s away: time for the beat to plan it, not to idle."""
     from zoneinfo import ZoneInfo
 
-    at = utcnow().astimezone(ZoneInfo(tz)) + timedelta(minutes=minutes)
+    at = utcnow().astimezone(ZoneInfo(tz)) + timedelta(seconds=80)
     return f"{at:%H:%M}"
 
 
@@ -41,7 +41,7 @@ def test_a_broken_calendar_beside_healthy_ones_leaves_them_planned_and_published
     with session_scope(backend.factory) as s:
         for handle, tz in (("ana", "Europe/Berlin"), ("bo", "Asia/Tokyo")):
             make_influencer(s, handle, tz)
-            soon = _soon(tz, 2)
+            soon = _soon(tz)
             make_calendar(s, backend.settings, handle, lead_minutes=0, days="daily", times=soon)
         broken = make_calendar(
             s, backend.settings, "ana", "rr", rrule="FREQ=DAILY;BYHOUR=7", lead_minutes=0
