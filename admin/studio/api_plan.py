@@ -5,7 +5,6 @@ planning functions as ``ryla``.
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path as FilePath
 from typing import Annotated
 
@@ -26,11 +25,12 @@ from admin.studio.schemas import (
     InfluencerIn,
     InfluencerOut,
 )
+from admin.studio.uploads import import_upload, read_upload
 from models import Character, Influencer
 from pipeline.errors import InputError
 from pipeline.planning import holds
 from pipeline.planning.calendars import add_rule, edit_calendar, list_calendars
-from pipeline.planning.imports import ImportRejected, import_rows, read_rows
+from pipeline.planning.imports import ImportRejected
 from pipeline.planning.influencers import (
     CharacterIn as NewCharacter,
 )
@@ -66,7 +66,6 @@ __all__ = [
 plan_router = APIRouter(prefix="/api/v1", tags=["planning"])
 Handle = Annotated[str, Path(max_length=30)]
 Name = Annotated[str, Path(max_length=100)]
-MAX_IMPORT_BYTES = 2 * 1024 * 1024
 
 
 def _influencer_out(row: Influencer) -> InfluencerOut:
@@ -302,30 +301,17 @@ async def import_route(
     _: Annotated[Principal, Depends(editor)],
 ) -> ImportOut | JSONResponse:
     """Import posts and rules: every row checked, all or nothing."""
-    data = await file.read(MAX_IMPORT_BYTES + 1)
-    name = FilePath(file.filename or "upload").name
-    if len(data) > MAX_IMPORT_BYTES:
-        return _rows_rejected([f"{name}: larger than {MAX_IMPORT_BYTES // 1024} KiB: split it"])
+    name, data = await read_upload(file)
     from starlette.concurrency import run_in_threadpool
 
     return await run_in_threadpool(_import, request, name, data)
 
 
 def _import(request: Request, name: str, data: bytes) -> ImportOut | JSONResponse:
-    studio = studio_of(request)
-    with tempfile.TemporaryDirectory() as folder:
-        path = FilePath(folder) / (name or "upload.csv")
-        path.write_bytes(data)
-        try:
-            rows = read_rows(path)
-            with studio.session() as session:
-                done = import_rows(
-                    session, rows, source=name, settings=studio.settings, now=studio.clock()
-                )
-        except ImportRejected as exc:
-            return _rows_rejected(exc.errors)
-        except InputError as exc:
-            return _rows_rejected([str(exc)])
+    try:
+        done = import_upload(studio_of(request), name, data)
+    except InputError as exc:  # ImportRejected lists every bad row
+        return _rows_rejected(exc.errors if isinstance(exc, ImportRejected) else [str(exc)])
     return ImportOut(**vars(done))
 
 

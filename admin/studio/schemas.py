@@ -200,46 +200,38 @@ class CharacterOut(BaseModel):
     lora: str = Field(description="none | found | missing: whether this machine has the file.")
 
 
-class CalendarIn(BaseModel):
-    """A slot rule (days + times, or an RRULE) and the calendar's settings."""
+class _RuleFields(BaseModel):
+    """A slot rule as given (days + times, or an RRULE) and the calendar's settings; a field left
+    out keeps its value on an edit, or its default."""
 
     model_config = _Strict
+    days: str | None = Field(default=None, max_length=100)
+    times: str | None = Field(default=None, max_length=200)
+    rrule: str | None = Field(default=None, max_length=500)
+    start: str | None = Field(default=None, max_length=20)
+    scenes: list[str] | None = Field(default=None, max_length=50)
+    environments: list[str] | None = Field(default=None, max_length=50)
+    outfits: list[str] | None = Field(default=None, max_length=50)
+    caption_templates: list[str] | None = Field(default=None, max_length=50)
+    caption: str | None = Field(default=None, max_length=2200)
+    hashtags: list[str] | None = Field(default=None, max_length=30)
+    formats: list[str] | None = Field(default=None, max_length=4)
+    lead_minutes: int | None = Field(default=None, ge=-100_000, le=100_000)
+    horizon_days: int | None = Field(default=None, ge=-100_000, le=100_000)
+
+
+class CalendarIn(_RuleFields):
+    """A new calendar (or another rule for an existing one) with its slot rule and settings."""
+
     handle: str = Field(max_length=30)
     name: str = Field(min_length=1, max_length=100)
     character: str | None = Field(default=None, max_length=100)
-    days: str | None = Field(default=None, max_length=100)
-    times: str | None = Field(default=None, max_length=200)
-    rrule: str | None = Field(default=None, max_length=500)
-    start: str | None = Field(default=None, max_length=20)
-    scenes: list[str] | None = Field(default=None, max_length=50)
-    environments: list[str] | None = Field(default=None, max_length=50)
-    outfits: list[str] | None = Field(default=None, max_length=50)
-    caption_templates: list[str] | None = Field(default=None, max_length=50)
-    caption: str | None = Field(default=None, max_length=2200)
-    hashtags: list[str] | None = Field(default=None, max_length=30)
-    formats: list[str] | None = Field(default=None, max_length=4)
-    lead_minutes: int | None = Field(default=None, ge=-100_000, le=100_000)
-    horizon_days: int | None = Field(default=None, ge=-100_000, le=100_000)
 
 
-class CalendarPatch(BaseModel):
+class CalendarPatch(_RuleFields):
     """Only the fields given change; ``rule`` picks the rule when the calendar has several."""
 
-    model_config = _Strict
     rule: int | None = Field(default=None, ge=1, lt=2**31)
-    days: str | None = Field(default=None, max_length=100)
-    times: str | None = Field(default=None, max_length=200)
-    rrule: str | None = Field(default=None, max_length=500)
-    start: str | None = Field(default=None, max_length=20)
-    scenes: list[str] | None = Field(default=None, max_length=50)
-    environments: list[str] | None = Field(default=None, max_length=50)
-    outfits: list[str] | None = Field(default=None, max_length=50)
-    caption_templates: list[str] | None = Field(default=None, max_length=50)
-    caption: str | None = Field(default=None, max_length=2200)
-    hashtags: list[str] | None = Field(default=None, max_length=30)
-    formats: list[str] | None = Field(default=None, max_length=4)
-    lead_minutes: int | None = Field(default=None, ge=-100_000, le=100_000)
-    horizon_days: int | None = Field(default=None, ge=-100_000, le=100_000)
 
 
 class CalendarOut(BaseModel):

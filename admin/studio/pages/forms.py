@@ -6,9 +6,7 @@ Every form goes through the same planning functions as ``ryla`` and the API.
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -21,11 +19,12 @@ from admin.access import Principal
 from admin.studio.api_plan import lora_state
 from admin.studio.core import Studio, field_of, studio_of
 from admin.studio.pages.render import form_of, page, signed_in
+from admin.studio.uploads import import_upload, read_upload
 from models import Character, Influencer, Role, SeedPolicy
 from pipeline.errors import InputError
 from pipeline.planning import holds
 from pipeline.planning.calendars import add_rule, list_calendars
-from pipeline.planning.imports import ImportRejected, import_rows, read_rows
+from pipeline.planning.imports import ImportRejected
 from pipeline.planning.influencers import (
     CharacterIn,
     InfluencerIn,
@@ -219,35 +218,24 @@ async def hold(request: Request) -> Response:
 async def import_plan(request: Request) -> Response:
     principal: Principal = await run_in_threadpool(signed_in, request, Role.EDITOR)
     form = await request.form()
-    await form_of(request, principal)
-    upload = form.get("file")
-    if upload is None or isinstance(upload, str):
-        return RedirectResponse("/plan?notice=choose a .csv or .yaml file to import", 303)
-    name, data = Path(upload.filename or "upload").name, await upload.read(2 * 1024 * 1024)
+    try:  # a file over 1 MiB is spooled to disk until the form is closed
+        await form_of(request, principal)
+        upload = form.get("file")
+        if upload is None or isinstance(upload, str):
+            return RedirectResponse("/plan?notice=choose a .csv or .yaml file to import", 303)
+        name, data = await read_upload(upload)
+    finally:
+        await form.close()
     studio = studio_of(request)
 
     def run() -> Response:
-        with tempfile.TemporaryDirectory() as folder:
-            path = Path(folder) / name
-            path.write_bytes(data)
-            try:
-                rows = read_rows(path)
-                with studio.session() as session:
-                    done = import_rows(
-                        session, rows, source=name, settings=studio.settings, now=studio.clock()
-                    )
-            except ImportRejected as exc:
-                context = _plan_context(studio)
-                errors = {"import": {"file": exc.errors}}
-                return page(
-                    request, "plan.html", status_code=422, errors=errors, values={}, **context
-                )
-            except InputError as exc:
-                context = _plan_context(studio)
-                errors = {"import": {"file": [str(exc)]}}
-                return page(
-                    request, "plan.html", status_code=422, errors=errors, values={}, **context
-                )
+        try:
+            done = import_upload(studio, name, data)
+        except InputError as exc:  # ImportRejected lists every bad row
+            problems = exc.errors if isinstance(exc, ImportRejected) else [str(exc)]
+            context = _plan_context(studio)
+            errors = {"import": {"file": problems}}
+            return page(request, "plan.html", status_code=422, errors=errors, values={}, **context)
         notice = f"imported {done.posts} post(s) and {done.rules} rule(s)"
         return RedirectResponse(f"/plan?notice={notice}#import", status_code=303)
 

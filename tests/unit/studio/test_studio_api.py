@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from models import Influencer, Post, PostEvent, PostStatus, TargetKind
 from pipeline.db import session_scope
 from pipeline.media.storage import LocalStorage
+from pipeline.planning.imports import MAX_IMPORT_BYTES
 from pipeline.publishers.targets import TargetIn, create_target
 from pipeline.settings import Settings
 from pipeline.steps.claims import Dispatch
@@ -243,6 +244,19 @@ def test_an_import_with_a_bad_row_imports_nothing_and_lists_every_error(
     }
     done = app_client.post("/api/v1/imports", files=good, headers=bearer(tokens["editor"]))
     assert done.status_code == 201 and done.json()["posts"] == 1
+
+
+def test_an_upload_over_the_cap_is_refused_whole_not_cut_short_and_half_imported(
+    app_client: TestClient, tokens: dict[str, str], factory: sessionmaker[Session]
+) -> None:
+    head = b"kind,handle,at,scene\npost,mia,2026-12-24 18:00,travel\n"
+    data = head + b"\n" * (MAX_IMPORT_BYTES + 1 - len(head))
+    files = {"file": ("plan.csv", data, "text/csv")}
+    answer = app_client.post("/api/v1/imports", files=files, headers=bearer(tokens["editor"]))
+    assert answer.status_code == 422
+    assert "import at most" in answer.json()["detail"][0]["msg"]
+    with factory() as s:
+        assert s.scalar(select(func.count()).select_from(Post)) == 0
 
 
 def test_status_reports_states_queues_and_the_generator(

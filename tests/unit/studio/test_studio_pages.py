@@ -109,3 +109,18 @@ def test_an_admin_reauthorises_a_target_and_a_bad_url_is_shown_beside_its_field(
     with factory() as s:
         target = s.scalars(select(PublishTarget).where(PublishTarget.name == "hook")).one()
         assert target.needs_reauth is False and "hooks.example" not in str(target.secrets_encrypted)
+
+
+def test_a_page_import_past_two_mebibytes_is_read_whole(
+    editor_page: TestClient, factory: sessionmaker[Session]
+) -> None:
+    """The page once read 2 MiB of the upload and imported what it got; the whole file counts."""
+    first = b"kind,handle,at,scene\npost,mia,2026-12-24 18:00,travel\n"
+    data = first + b"\n" * (3 * 1024 * 1024) + b"post,mia,2026-12-25 18:00,travel\n"
+    files = {"file": ("plan.csv", data, "text/csv")}
+    answer = editor_page.post(
+        "/plan/import", data={"csrf_token": csrf_of(editor_page)}, files=files
+    )
+    assert answer.status_code == 200 and "imported 2 post(s)" in answer.text
+    with factory() as s:
+        assert s.scalar(select(func.count()).select_from(Post)) == 2
