@@ -20,7 +20,6 @@ import platform
 import random
 import re
 import secrets
-import socket
 import statistics
 import subprocess
 import sys
@@ -41,6 +40,7 @@ from models import Role, TokenScope
 from pipeline.db import make_engine, make_session_factory, session_scope
 from pipeline.media.storage import LocalStorage
 from pipeline.settings import Settings
+from tests.integration.conftest import free_port
 
 RESULTS = Path(__file__).resolve().parent / "results" / "api.json"
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -267,12 +267,6 @@ def measure(base: str, token: str, influencers: int, count: int, sample: int) ->
     api.close()
     pages.close()
     return results
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def run(influencers: int, posts_each: int, count: int) -> dict[str, Any]:

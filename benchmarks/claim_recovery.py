@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import platform
-import secrets
 import statistics
 import tempfile
 import time
@@ -32,16 +31,20 @@ import psutil
 import redis
 from sqlalchemy import select
 
-from migrations import migrate
-from models import Post, PostStatus, TargetKind, utcnow
-from pipeline.db import make_engine, make_session_factory, session_scope
-from pipeline.publishers.targets import TargetIn, create_target
+from models import Post, PostStatus, utcnow
+from pipeline.db import session_scope
+from pipeline.publishers.targets import create_target
 from pipeline.settings import Settings
-from tasks.app import create_app
 from tests.conftest import add_influencer, add_post
 from tests.fakes.graph_api import FakeGraphApi
-from tests.integration.conftest import Backend, Processes, fresh_database
-from tests.integration.test_publish_instagram import free_port
+from tests.integration.conftest import (
+    Backend,
+    Processes,
+    free_port,
+    fresh_database,
+    open_backend,
+    served_env,
+)
 
 RESULTS = Path(__file__).resolve().parent / "results" / "claim_recovery.json"
 S = PostStatus
@@ -53,25 +56,8 @@ def stack(tmp: Path, redis_url: str) -> Iterator[tuple[Backend, Processes]]:
     db_url, drop = fresh_database()
     redis.Redis.from_url(redis_url).flushdb()
     port = free_port()
-    env = {
-        "RYLA_DATA_DIR": str(tmp / "data"),
-        "RYLA_DATABASE_URL": db_url,
-        "RYLA_BROKER_URL": redis_url,
-        "RYLA_SECRET_KEY": secrets.token_urlsafe(32),
-        "RYLA_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
-        "RYLA_GENERATOR": "preview",
-    }
-    settings = Settings(**{k.removeprefix("RYLA_").lower(): v for k, v in env.items()})
-    migrate(settings)
-    engine = make_engine(settings)
-    backend = Backend(
-        "postgres_redis",
-        env,
-        settings,
-        make_session_factory(engine),
-        create_app(settings),
-        tmp / "logs",
-    )
+    env = served_env(tmp, db_url, redis_url, port)  # every timing setting at its default
+    backend, engine = open_backend("postgres_redis", env, tmp / "logs")
     procs = Processes(backend)
     try:
         with FakeGraphApi(processing_seconds=0.2) as graph:
@@ -90,14 +76,7 @@ def stack(tmp: Path, redis_url: str) -> Iterator[tuple[Backend, Processes]]:
 def _seed(backend: Backend, graph: FakeGraphApi) -> None:
     with session_scope(backend.factory) as s:
         add_influencer(s)
-        config = {"ig_user_id": graph.ig_user_id, "base_url": graph.base_url}
-        data = TargetIn(
-            "mia-ig",
-            TargetKind.INSTAGRAM,
-            config,
-            {"access_token": next(iter(graph.tokens))},
-            accept_previews=True,  # the preview generator draws the images: a test target
-        )
+        data = graph.target("mia-ig")  # accepting the previews the workers draw
         create_target(session=s, settings=backend.settings, handle="mia", data=data, now=utcnow())
 
 

@@ -18,6 +18,8 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from models import TargetKind
+from pipeline.publishers.targets import TargetIn
 from tests.fakes.graph_faults import ROUTES, GraphFaultKnobs
 from tests.fakes.graph_rules import (
     MAX_IMAGE_BYTES,
@@ -71,6 +73,17 @@ class FakeGraphApi(GraphFaultKnobs, LoopbackFake):
     @property
     def base_url(self) -> str:
         return self._server.base_url
+
+    def target(self, name: str, *, accept_previews: bool = True) -> TargetIn:
+        """An Instagram target that publishes here (accepting previews by default: the
+        workers in tests draw them)."""
+        config = {
+            "ig_user_id": self.ig_user_id,
+            "base_url": self.base_url,
+            "api_version": self.api_version,
+        }
+        secret = {"access_token": next(iter(self.tokens))}
+        return TargetIn(name, TargetKind.INSTAGRAM, config, secret, accept_previews)
 
     # -- records ------------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
 import subprocess
 import sys
 import time
@@ -19,6 +20,7 @@ import psycopg
 import pytest
 import redis
 from celery import Celery
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from migrations import migrate
@@ -76,21 +78,45 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]
             "RYLA_BROKER_URL": flushed_redis(),
             "RYLA_SECRET_KEY": secrets.token_urlsafe(32),
         }
-    settings = Settings(**{k.removeprefix("RYLA_").lower(): v for k, v in env.items()})
-    migrate(settings)
-    engine = make_engine(settings)
+    made, engine = open_backend(request.param, env, tmp_path / "logs")
     try:
-        yield Backend(
-            request.param,
-            env,
-            settings,
-            make_session_factory(engine),
-            create_app(settings),
-            tmp_path / "logs",
-        )
+        yield made
     finally:
         engine.dispose()
         drop()
+
+
+def settings_of(env: dict[str, str]) -> Settings:
+    """The settings a process started with these ``RYLA_*`` variables reads."""
+    return Settings(**{k.removeprefix("RYLA_").lower(): v for k, v in env.items()})  # type: ignore[arg-type]
+
+
+def open_backend(name: str, env: dict[str, str], logs: Path) -> tuple[Backend, Engine]:
+    """A migrated database and a Celery app for ``env``; the caller disposes of the engine."""
+    settings = settings_of(env)
+    migrate(settings)
+    engine = make_engine(settings)
+    made = Backend(name, env, settings, make_session_factory(engine), create_app(settings), logs)
+    return made, engine
+
+
+def served_env(tmp: Path, db_url: str, broker_url: str, port: int) -> dict[str, str]:
+    """What every process of a production-shaped stack reads: PostgreSQL, Redis, media served
+    at ``port`` and drawn by the preview generator."""
+    return {
+        "RYLA_DATA_DIR": str(tmp / "data"),
+        "RYLA_DATABASE_URL": db_url,
+        "RYLA_BROKER_URL": broker_url,
+        "RYLA_SECRET_KEY": secrets.token_urlsafe(32),
+        "RYLA_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
+        "RYLA_GENERATOR": "preview",
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def fresh_database() -> tuple[str, Callable[[], None]]:

@@ -22,15 +22,12 @@ import psycopg
 import pytest
 from sqlalchemy import func, select
 
-from migrations import migrate
 from models import Post, PostEvent, PostStatus, PublishAttempt, TargetKind, utcnow
-from pipeline.db import make_engine, make_session_factory, session_scope
+from pipeline.db import session_scope
 from pipeline.publishers.targets import TargetIn, create_target
-from pipeline.settings import Settings
-from tasks.app import create_app
 from tests.conftest import add_influencer, add_post
 from tests.fakes.webhook_receiver import WebhookReceiver
-from tests.integration.conftest import Backend, Processes, service_missing
+from tests.integration.conftest import Backend, Processes, open_backend, service_missing
 from tests.integration.servers import ThrowawayPostgres, ThrowawayRedis
 
 pytestmark = pytest.mark.integration
@@ -86,12 +83,8 @@ def world(tmp_path: Path) -> Iterator[World]:
         # The production lease: recovery must not come from leases running out.
         "RYLA_LEASE_SECONDS": "600",
     }
-    settings = Settings(**{k.removeprefix("RYLA_").lower(): v for k, v in env.items()})
-    migrate(settings)
-    engine = make_engine(settings)
-    app = create_app(settings)
-    factory = make_session_factory(engine)
-    backend = Backend("throwaway", env, settings, factory, app, tmp_path / "logs")
+    backend, engine = open_backend("throwaway", env, tmp_path / "logs")
+    factory, settings = backend.factory, backend.settings
     procs = Processes(backend)
     try:
         with WebhookReceiver(signing_key=key) as receiver:

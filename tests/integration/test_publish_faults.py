@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
 import subprocess
 import sys
 import time
@@ -24,16 +23,21 @@ import psutil
 import pytest
 from sqlalchemy import select
 
-from migrations import migrate
-from models import Post, PostStatus, PublishAttempt, TargetKind, utcnow
-from pipeline.db import make_engine, make_session_factory, session_scope
-from pipeline.publishers.targets import TargetIn, create_target
+from models import Post, PostStatus, PublishAttempt, utcnow
+from pipeline.db import session_scope
+from pipeline.publishers.targets import create_target
 from pipeline.settings import Settings
-from tasks.app import create_app
 from tests.conftest import add_influencer, add_post
 from tests.fakes.graph_api import FakeGraphApi, Published
-from tests.integration.conftest import Backend, Processes, flushed_redis, fresh_database
-from tests.integration.test_publish_instagram import free_port
+from tests.integration.conftest import (
+    Backend,
+    Processes,
+    flushed_redis,
+    free_port,
+    fresh_database,
+    open_backend,
+    served_env,
+)
 
 pytestmark = pytest.mark.integration
 S = PostStatus
@@ -86,13 +90,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     tmp = tmp_path_factory.mktemp("faults")
     db_url, drop = fresh_database()
     port = free_port()
-    env = {
-        "RYLA_DATA_DIR": str(tmp / "data"),
-        "RYLA_DATABASE_URL": db_url,
-        "RYLA_BROKER_URL": flushed_redis(),
-        "RYLA_SECRET_KEY": secrets.token_urlsafe(32),
-        "RYLA_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
-        "RYLA_GENERATOR": "preview",
+    env = served_env(tmp, db_url, flushed_redis(), port) | {
         "RYLA_TICK_SECONDS": "1",
         "RYLA_LEASE_SECONDS": str(LEASE_SECONDS),
         "RYLA_CLAIM_GRACE_SECONDS": "3",
@@ -103,15 +101,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "RYLA_GRAPH_POLL_FIRST_DELAY": "0.05",
         "RYLA_GRAPH_POLL_MAX_DELAY": "0.2",
     }
-    settings = Settings(**{k.removeprefix("RYLA_").lower(): v for k, v in env.items()})
-    migrate(settings)
-    engine = make_engine(settings)
-    factory = make_session_factory(engine)
-    backend = Backend("postgres_redis", env, settings, factory, create_app(settings), tmp / "logs")
+    backend, engine = open_backend("postgres_redis", env, tmp / "logs")
+    factory = backend.factory
     with FakeGraphApi(processing_seconds=0.2) as graph:
         with session_scope(factory) as s:
             add_influencer(s)
-            _add_instagram(s, settings, graph, "mia", accept_previews=True)  # a test target
+            _add_instagram(s, backend.settings, graph, "mia", accept_previews=True)
         procs = Processes(backend)
         procs.start("serve", "--port", str(port), ready="serving media")
         procs.worker("gpu", concurrency=1)
@@ -130,9 +125,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 def _add_instagram(
     session: object, settings: Settings, graph: FakeGraphApi, handle: str, accept_previews: bool
 ) -> None:
-    config = {"ig_user_id": graph.ig_user_id, "base_url": graph.base_url, "api_version": "v24.0"}
-    token = {"access_token": next(iter(graph.tokens))}
-    data = TargetIn(f"{handle}-ig", TargetKind.INSTAGRAM, config, token, accept_previews)
+    data = graph.target(f"{handle}-ig", accept_previews=accept_previews)
     create_target(session=session, settings=settings, handle=handle, data=data, now=utcnow())  # type: ignore[arg-type]
 
 

@@ -6,8 +6,6 @@ the database) or in a clear, explained state. The fake downloads each image from
 
 from __future__ import annotations
 
-import secrets
-import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -18,26 +16,25 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from migrations import migrate
-from models import Post, PostStatus, PublishAttempt, PublishTarget, TargetKind, utcnow
-from pipeline.db import make_engine, make_session_factory, session_scope
-from pipeline.publishers.targets import TargetIn, create_target
-from pipeline.settings import Settings
+from models import Post, PostStatus, PublishAttempt, PublishTarget, utcnow
+from pipeline.db import session_scope
+from pipeline.publishers.targets import create_target
 from pipeline.steps.triggers import cancel
-from tasks.app import create_app
 from tests.conftest import add_influencer, add_post
 from tests.fakes.graph_api import FakeGraphApi
-from tests.integration.conftest import Backend, Processes, flushed_redis, fresh_database
+from tests.integration.conftest import (
+    Backend,
+    Processes,
+    flushed_redis,
+    free_port,
+    fresh_database,
+    open_backend,
+    served_env,
+)
 
 pytestmark = pytest.mark.integration
 S = PostStatus
 SETTLED = {S.PUBLISHED, S.FAILED, S.UNKNOWN}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -52,49 +49,23 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     tmp = tmp_path_factory.mktemp("instagram")
     db_url, drop = fresh_database()
     port = free_port()
-    env = {
-        "RYLA_DATA_DIR": str(tmp / "data"),
-        "RYLA_DATABASE_URL": db_url,
-        "RYLA_BROKER_URL": flushed_redis(),
-        "RYLA_SECRET_KEY": secrets.token_urlsafe(32),
-        "RYLA_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
-        "RYLA_GENERATOR": "preview",
+    env = served_env(tmp, db_url, flushed_redis(), port) | {
         "RYLA_TICK_SECONDS": "1",
         "RYLA_LEASE_SECONDS": "60",
         "RYLA_MAX_ATTEMPTS": "4",
         "RYLA_GRAPH_POLL_FIRST_DELAY": "0.05",
         "RYLA_GRAPH_POLL_MAX_DELAY": "0.2",
     }
-    settings = Settings(**{k.removeprefix("RYLA_").lower(): v for k, v in env.items()})
-    migrate(settings)
-    engine = make_engine(settings)
-    backend = Backend(
-        "postgres_redis",
-        env,
-        settings,
-        make_session_factory(engine),
-        create_app(settings),
-        tmp / "logs",
-    )
+    backend, engine = open_backend("postgres_redis", env, tmp / "logs")
     with FakeGraphApi(processing_seconds=0.2) as graph:
         with session_scope(backend.factory) as s:
             add_influencer(s)
             create_target(
-                now=utcnow(),
                 session=s,
-                settings=settings,
+                settings=backend.settings,
                 handle="mia",
-                data=TargetIn(
-                    "mia-ig",
-                    TargetKind.INSTAGRAM,
-                    {
-                        "ig_user_id": graph.ig_user_id,
-                        "base_url": graph.base_url,
-                        "api_version": graph.api_version,
-                    },
-                    {"access_token": next(iter(graph.tokens))},
-                    accept_previews=True,  # the workers draw previews: a test target
-                ),
+                data=graph.target("mia-ig"),
+                now=utcnow(),
             )
         procs = Processes(backend)
         procs.start("serve", "--port", str(port), ready="serving media")

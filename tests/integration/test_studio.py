@@ -7,7 +7,6 @@ Screenshots of every page land in RYLA_TEST_SCREENSHOTS (default: the test's tmp
 from __future__ import annotations
 
 import os
-import socket
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
@@ -21,19 +20,13 @@ from admin.access import create_token, create_user
 from models import Influencer, Post, PostStatus, Role, TokenScope, utcnow
 from pipeline.db import session_scope
 from tests.conftest import add_influencer, add_post
-from tests.integration.conftest import Backend, Processes
+from tests.integration.conftest import Backend, Processes, free_port
 from tests.integration.test_chain import wait_for
 
 pytestmark = pytest.mark.integration
 S = PostStatus
 PASSWORD = "correct-horse-battery"
 CHROMIUM = "/usr/bin/chromium"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
