@@ -1,5 +1,6 @@
-"""Compiling Z-Image's transformer blocks: regional compile beneath any offloading hooks, the
-compile cache that survives restarts, and the counters that show what compiled when.
+"""Compiling Z-Image: the transformer's blocks (regional compile beneath any offloading hooks)
+and the VAE decoder, the compile cache that survives restarts, and the counters that show what
+compiled when.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ __all__ = [
     "CompileCounters",
     "compile_blocks",
     "compile_cache_folder",
+    "compile_decoder",
     "use_compile_cache",
 ]
 
@@ -69,6 +71,19 @@ def compile_blocks(transformer: Any, *, backend: str | Callable[..., Any] = "ind
             block.forward = torch.compile(block.forward, fullgraph=True, backend=backend)
             setattr(block, _COMPILED_MARK, True)
     return len(blocks)
+
+
+def compile_decoder(vae: Any, *, backend: str | Callable[..., Any] = "inductor") -> None:
+    """Compile the VAE decoder's forward, once.
+
+    On an H200 at 1024² it decodes in 37 ms instead of 90 ms, with a lower peak
+    (``benchmarks/results/zimage_stages_nvidia-h200.json``). Not full-graph: diffusers' upsampler
+    consults a cached version check, which dynamo traces through.
+    """
+    decoder = vae.decoder
+    if not hasattr(decoder, _COMPILED_MARK):
+        decoder.forward = torch.compile(decoder.forward, backend=backend)
+        setattr(decoder, _COMPILED_MARK, True)
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from pipeline.generators.zimage_compile import (
     CompileCounters,
     compile_blocks,
     compile_cache_folder,
+    compile_decoder,
     use_compile_cache,
 )
 from pipeline.generators.zimage_device import device_name, set_attention_backend, set_vae_tiling
@@ -115,6 +116,8 @@ def _set_up(
             use_compile_cache(cache)
             folder = str(cache)
         compile_blocks(pipeline.transformer, backend=plan.compile_backend)
+        if plan.mode is not MemoryMode.LOW:  # a streamed VAE is paced by its copies
+            compile_decoder(pipeline.vae, backend=plan.compile_backend)
     place_pipeline(pipeline, plan.mode, device)
     pipeline.set_progress_bar_config(disable=True)
     return folder

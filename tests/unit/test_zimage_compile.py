@@ -26,6 +26,7 @@ from pipeline.generators.zimage_compile import (
     compile_cache_folder,
     use_compile_cache,
 )
+from pipeline.generators.zimage_memory import MemoryMode
 from pipeline.generators.zimage_plan import warmup_calls
 from pipeline.generators.zimage_random import PRESETS, build_random_pipeline
 from pipeline.generators.zimage_rope import RealRopeAttention, RealRopeTable, use_real_rope
@@ -116,6 +117,20 @@ def test_no_post_waits_for_a_compile_after_the_warm_up(compiled: ZImageGenerator
         for image in compiled.generate(carousel):
             assert image.meta["graphs_compiled_during_call"] == 0, (width, height, caption)
     assert CompileCounters.now().since(before).graphs == 0
+
+
+def test_the_vae_decoder_is_compiled_and_warmed_up_with_the_blocks_unless_it_is_streamed(
+    compiled: ZImageGenerator, tmp_path: Path
+) -> None:
+    assert hasattr(compiled.warm.pipeline.vae.decoder, "_ryla_compiled")
+    before = CompileCounters.now()
+    compiled.generate([request(3, width=TEST_SIZES[-1][0], height=TEST_SIZES[-1][1])])
+    assert CompileCounters.now().since(before).graphs == 0  # its graphs came with the warm-up
+
+    plan = cpu_plan(MemoryMode.LOW, compile=True)
+    low = ZImageGenerator(get_settings(data_dir=tmp_path), build_random_pipeline("tiny"), plan)
+    low.load()
+    assert not hasattr(low.warm.pipeline.vae.decoder, "_ryla_compiled")
 
 
 def test_fused_loras_swap_without_recompiling(
