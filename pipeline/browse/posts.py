@@ -30,6 +30,7 @@ from models import (
 from models.post import NEEDS_PERSON_SQL
 from pipeline.errors import InputError
 from pipeline.planning.influencers import get_influencer
+from pipeline.steps.previews import image_provenance
 
 __all__ = [
     "MAX_PAGE",
@@ -328,13 +329,7 @@ def post_detail(session: Session, post_id: int) -> PostDetail:
     post = session.get(Post, post_id)
     if post is None or not rows:
         raise InputError(f"unknown post {post_id}: list posts first")
-    raws = session.scalars(
-        select(Asset.meta).where(
-            Asset.post_id == post.id,
-            Asset.generation == post.generation,
-            Asset.kind == AssetKind.RAW,
-        )
-    ).first()
+    made = image_provenance(session, post)  # what made the current images, as publishing sees it
     return PostDetail(
         row=rows[0],
         prompt=post.prompt,
@@ -344,7 +339,7 @@ def post_detail(session: Session, post_id: int) -> PostDetail:
         hashtags=list(post.hashtags),
         formats=list(post.formats),
         generation=post.generation,
-        generator=str(raws.get("generator")) if raws else None,
+        generator=", ".join(made.generators) or None,
         calendar=_name_of(session, ContentCalendar, post.calendar_id),
         target=_name_of(session, PublishTarget, post.publish_target_id),
         external_id=post.external_id,
