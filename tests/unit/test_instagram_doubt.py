@@ -28,21 +28,9 @@ CAPTION = "Same caption for every slot #travel"
 
 
 @pytest.fixture
-def media() -> Iterator[FakeMediaHost]:
-    with FakeMediaHost() as host:
-        yield host
-
-
-@pytest.fixture
 def graph() -> Iterator[FakeGraphApi]:
     with FakeGraphApi(access_token=TOKEN, processing_seconds=0.02) as fake:
         yield fake
-
-
-@pytest.fixture
-def client() -> Iterator[httpx.Client]:
-    with httpx.Client(timeout=2.0) as http:
-        yield http
 
 
 def publisher(graph: FakeGraphApi, client: httpx.Client, **poll: Any) -> InstagramPublisher:

@@ -27,26 +27,13 @@ from tests.fakes.graph_api import FakeGraphApi, Published
 from tests.fakes.media_server import FakeMediaHost
 from tests.fakes.publish_kit import CheckpointLog, make_jpeg, media_item, publish_request
 
-SECRET = "media-url-secret-for-tests-0123456789abcdef"
 FAST = PollPolicy(first_delay=0.01, factor=1.5, max_delay=0.05)
-
-
-@pytest.fixture
-def media() -> Iterator[FakeMediaHost]:
-    with FakeMediaHost(secret=SECRET) as host:
-        yield host
 
 
 @pytest.fixture
 def graph() -> Iterator[FakeGraphApi]:
     with FakeGraphApi(processing_seconds=0.03) as fake:
         yield fake
-
-
-@pytest.fixture
-def client() -> Iterator[httpx.Client]:
-    with httpx.Client(timeout=2.0) as http:
-        yield http
 
 
 def publisher(graph: FakeGraphApi, client: httpx.Client, **options: Any) -> InstagramPublisher:
