@@ -204,7 +204,8 @@ def batch_rows(bench: Bench) -> None:
 
     def masked() -> Run:
         generator.load()
-        mixed = [PROMPTS[2], PROMPTS[3]]
+        encoded = generator.warm.encode([PROMPTS[2], PROMPTS[3]])
+        mixed = [encoded[PROMPTS[2]], encoded[PROMPTS[3]]]
         size = (bench.args.size, bench.args.size)
         run_pipeline(generator.warm, mixed, [1, 2], size)  # compiles the masked variant
         results = []
@@ -215,6 +216,38 @@ def batch_rows(bench: Bench) -> None:
         return summarise(run, results)
 
     attempt(bench.runs, run, masked)
+
+
+def carousel_row(bench: Bench, mode: MemoryMode, images: int = 4) -> None:
+    """A carousel in a mode held to one image a call: ``images`` calls share one encoding of
+    the caption, so each image pays 1/``images`` of the encoder's stream. Timed per image."""
+    run = Run(
+        f"{mode}_compiled_carousel{images}",
+        str(mode),
+        True,
+        "real",
+        1,
+        CAPS_GIB[mode],
+        note=f"{images} images of one caption, one a call, one encoding",
+    )
+    if bench.out_of_time(run):
+        return
+    plan = plan_for(mode, compiled=True, real_rope=True, sizes=bench.sizes(), batch=1)
+
+    def action() -> Run:
+        enter_mode(bench, mode)
+        assert bench.settings is not None
+        generator = generator_for(bench.settings, bench.pipeline, plan)
+        size, results = bench.args.size, []
+        with memory_cap(bench.device, CAPS_GIB[mode]):
+            generator.load()
+            generator.generate(requests(images, size, 5_000, carousel=True))
+            for call in range(max(1, bench.args.images // images)):
+                made = generator.generate(requests(images, size, 6_000 + call * images, True))
+                results += [(i.meta["duration_s"], i.meta["peak_gpu_memory_gib"]) for i in made]
+        return summarise(run, results)
+
+    attempt(bench.runs, run, action)
 
 
 def run_rows(bench: Bench, on_section: Callable[[], None]) -> None:
@@ -235,4 +268,6 @@ def run_rows(bench: Bench, on_section: Callable[[], None]) -> None:
             # Workers never compile low mode; the row measures what it would buy.
             name = "low_compiled_forced" if mode is MemoryMode.LOW else None
             mode_row(bench, mode, compiled=True, name=name)
+            if mode is MemoryMode.BALANCED:
+                carousel_row(bench, mode)
             on_section()

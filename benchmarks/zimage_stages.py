@@ -118,8 +118,9 @@ def main(argv: list[str] | None = None) -> int:
     generator = generator_for(settings, pipeline, plan)
     generator.load()
     timer = StageTimer(device)
-    # The pipeline's method, not the encoder's forward: a compiled encoder would trace the timer.
-    timer.wrap(pipeline, "encode_prompt", "encode_prompt")
+    # The captions' encoding (tokens, look-up, encoder), not the encoder's forward alone: a
+    # compiled encoder would trace the timer.
+    timer.wrap(generator.warm, "encode", "encode_prompt")
     timer.wrap(pipeline.transformer, "forward", "transformer")
     timer.wrap(pipeline.vae, "decode", "vae_decode")
     report: dict[str, Any] = {

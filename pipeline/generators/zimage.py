@@ -1,7 +1,8 @@
 """The ``zimage`` generator: Z-Image-Turbo through diffusers' ZImagePipeline, warm on one GPU.
 
-Loaded once per process and warmed up for every format's size before it takes work; batched by
-size and LoRA; every image carries its provenance and cost.
+Loaded once per process and warmed up for every format's size before it takes work; each call's
+distinct captions encoded once; images batched by size, LoRA and caption length; every image
+carries its provenance and cost.
 """
 
 from __future__ import annotations
@@ -10,15 +11,17 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import diffusers
 import torch
 from diffusers import ZImagePipeline
-from diffusers.models.transformers.transformer_z_image import SEQ_MULTI_OF
 
 from pipeline.errors import GenerationError
 from pipeline.generators.base import GeneratedImage, GenerationRequest
+from pipeline.generators.zimage_captions import MAX_CAPTION_TOKENS, caption_length, padded_length
 from pipeline.generators.zimage_compile import CompileCounters
 from pipeline.generators.zimage_device import GpuTimer, execution_device, set_vae_tiling
 from pipeline.generators.zimage_memory import free_memory_gib
@@ -45,9 +48,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-# The pipeline's default max_sequence_length: longer captions are cut there.
-MAX_CAPTION_TOKENS = 512
 
 _SHARED: dict[tuple[object, ...], WarmPipeline] = {}
 _SHARED_LOCK = threading.Lock()
@@ -96,21 +96,8 @@ def _shared_pipeline(settings: Settings) -> WarmPipeline:
         return _SHARED[key]
 
 
-def caption_length(pipeline: Any, prompt: str) -> int:
-    """The caption's length as the transformer sees it: the pipeline's chat template, cut at 512
-    tokens, padded up to a multiple of 32."""
-    text = pipeline.tokenizer.apply_chat_template(
-        [{"role": "user", "content": prompt}],
-        tokenize=False,
-        add_generation_prompt=True,
-        enable_thinking=True,
-    )
-    tokens = len(pipeline.tokenizer(text, max_length=MAX_CAPTION_TOKENS, truncation=True).input_ids)
-    return -(-tokens // SEQ_MULTI_OF) * SEQ_MULTI_OF
-
-
 def _batches(
-    requests: list[GenerationRequest], max_batch: int, pipeline: Any
+    requests: list[GenerationRequest], max_batch: int, captions: dict[str, torch.Tensor]
 ) -> Iterator[list[int]]:
     """Indices of requests that can share one call: same size, same LoRA at the same scale, and
     captions of the same padded length.
@@ -124,12 +111,35 @@ def _batches(
     """
     groups: dict[tuple[int, int, str | None, float, int], list[int]] = {}
     for index, request in enumerate(requests):
-        length = caption_length(pipeline, request.prompt)
+        length = padded_length(len(captions[request.prompt]))
         key = (request.width, request.height, request.lora_path, request.lora_scale, length)
         groups.setdefault(key, []).append(index)
     for indices in groups.values():
         for start in range(0, len(indices), max_batch):
             yield indices[start : start + max_batch]
+
+
+@contextmanager
+def _gpu_errors(where: str) -> Iterator[None]:
+    """Out-of-memory and other runtime errors as one GenerationError line saying what to do."""
+    try:
+        yield
+    except torch.cuda.OutOfMemoryError as exc:
+        raise GenerationError(
+            f"out of GPU memory at {where}: set RYLA_ZIMAGE_MEMORY_MODE=balanced (16 GB "
+            "cards) or low (4 GB), RYLA_ZIMAGE_MAX_BATCH=1, or free the GPU"
+        ) from exc
+    except RuntimeError as exc:
+        raise GenerationError(f"Z-Image failed at {where}: {_first_line(exc)}") from exc
+
+
+@dataclass(frozen=True)
+class _Encoded:
+    """A generator call's captions, encoded once, and each image's share of that work."""
+
+    captions: dict[str, torch.Tensor]
+    seconds_per_image: float
+    peak_gib: float | None
 
 
 class ZImageGenerator:
@@ -177,25 +187,49 @@ class ZImageGenerator:
 
     def generate(self, requests: list[GenerationRequest]) -> list[GeneratedImage]:
         """One image per request, in order; batch members match what each would give alone."""
-        results: dict[int, GeneratedImage] = {}
+        if not requests:
+            return []
         warm = self._loaded()
-        for indices in _batches(requests, warm.plan.max_batch, warm.pipeline):
-            images = self._generate_batch([requests[index] for index in indices])
+        encoded = self._encode(warm, requests)
+        results: dict[int, GeneratedImage] = {}
+        for indices in _batches(requests, warm.plan.max_batch, encoded.captions):
+            images = self._generate_batch([requests[index] for index in indices], encoded)
             results.update(zip(indices, images, strict=True))
         return [results[index] for index in range(len(requests))]
+
+    def _encode(self, warm: WarmPipeline, requests: list[GenerationRequest]) -> _Encoded:
+        """Every distinct caption once, before the pipeline calls: a carousel split over several
+        calls, or posts sharing a caption, pay for one encoding (one stream of the encoder's
+        weights when it is streamed)."""
+        where = f"encoding {len(requests)} caption(s), memory mode {warm.plan.mode}"
+        with _gpu_errors(where), GpuTimer(warm.device) as timer:
+            captions = warm.encode([request.prompt for request in requests])
+        return _Encoded(captions, timer.seconds / len(requests), timer.peak_gib)
 
     def _loaded(self) -> WarmPipeline:
         self.load()
         assert self._warm is not None
         return self._warm
 
-    def _generate_batch(self, batch: list[GenerationRequest]) -> list[GeneratedImage]:
+    def _generate_batch(
+        self, batch: list[GenerationRequest], encoded: _Encoded
+    ) -> list[GeneratedImage]:
         warm, first = self._loaded(), batch[0]
         lora = warm.loras.activate(first.lora_path, first.lora_scale)
         tiled = set_vae_tiling(warm.pipeline, first.width, first.height)
         before = CompileCounters.now()
-        with GpuTimer(warm.device) as timer:
-            images = self._call_pipeline(warm, batch)
+        where = f"{first.width}x{first.height}, batch {len(batch)}, memory mode {warm.plan.mode}"
+        with _gpu_errors(where), GpuTimer(warm.device) as timer:
+            images = run_pipeline(
+                warm,
+                [encoded.captions[request.prompt] for request in batch],
+                [request.seed for request in batch],
+                (first.width, first.height),
+            )
+        # The call's time with its images' share of the encoding: what the batch cost.
+        seconds = timer.seconds + encoded.seconds_per_image * len(batch)
+        peaks = [peak for peak in (timer.peak_gib, encoded.peak_gib) if peak is not None]
+        peak = max(peaks, default=None)
         compiled = CompileCounters.now().since(before).graphs
         if compiled:
             log.warning(
@@ -211,47 +245,32 @@ class ZImageGenerator:
             len(batch),
             first.width,
             first.height,
-            timer.seconds,
-            timer.seconds / len(batch),
-            _round(timer.peak_gib, 2),
+            seconds,
+            seconds / len(batch),
+            _round(peak, 2),
         )
         shared = {
             "lora": lora,
             "vae_tiling": tiled,
             "batch_size": len(batch),
             "graphs_compiled_during_call": compiled,
+            "encode_share_s": round(encoded.seconds_per_image, 4),
+            "batch_duration_s": round(seconds, 4),
+            "peak_gpu_memory_gib": _round(peak, 3),
         }
         return [
-            GeneratedImage(image=image, meta=self._meta(warm, request, timer, shared))
+            GeneratedImage(image=image, meta=self._meta(warm, request, seconds, shared))
             for request, image in zip(batch, images, strict=True)
         ]
-
-    def _call_pipeline(self, warm: WarmPipeline, batch: list[GenerationRequest]) -> list[Any]:
-        first = batch[0]
-        where = f"{first.width}x{first.height}, batch {len(batch)}, memory mode {warm.plan.mode}"
-        try:
-            return run_pipeline(
-                warm,
-                [request.prompt for request in batch],
-                [request.seed for request in batch],
-                (first.width, first.height),
-            )
-        except torch.cuda.OutOfMemoryError as exc:
-            raise GenerationError(
-                f"out of GPU memory at {where}: set RYLA_ZIMAGE_MEMORY_MODE=balanced (16 GB "
-                "cards) or low (4 GB), RYLA_ZIMAGE_MAX_BATCH=1, or free the GPU"
-            ) from exc
-        except RuntimeError as exc:
-            raise GenerationError(f"Z-Image failed at {where}: {_first_line(exc)}") from exc
 
     def _meta(
         self,
         warm: WarmPipeline,
         request: GenerationRequest,
-        timer: GpuTimer,
+        batch_seconds: float,
         shared: dict[str, Any],
     ) -> dict[str, Any]:
-        seconds = timer.seconds / shared["batch_size"]  # this image's share of the call
+        seconds = batch_seconds / shared["batch_size"]  # this image's share of the call
         return {
             "generator": self.name,
             "preview": False,
@@ -269,10 +288,8 @@ class ZImageGenerator:
             "memory_mode": str(warm.plan.mode),
             "compiled": warm.plan.compile,
             "duration_s": round(seconds, 4),
-            "batch_duration_s": round(timer.seconds, 4),
             "device": str(warm.device),
             "gpu_name": warm.gpu_name,
-            "peak_gpu_memory_gib": _round(timer.peak_gib, 3),
             "cost": round(self._settings.gpu_cost_per_hour * seconds / 3600, 6),
             "gpu_cost_per_hour": self._settings.gpu_cost_per_hour,
         }

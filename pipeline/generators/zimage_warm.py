@@ -12,6 +12,7 @@ from typing import Any
 import torch
 from PIL import Image
 
+from pipeline.generators.zimage_captions import encode_captions
 from pipeline.generators.zimage_compile import (
     CompileCounters,
     compile_blocks,
@@ -76,19 +77,24 @@ class WarmPipeline:
     gpu_name: str | None
     readiness: Readiness | None = field(default=None)
 
+    def encode(self, captions: list[str]) -> dict[str, torch.Tensor]:
+        """Each distinct caption encoded once, on this pipeline's device."""
+        return encode_captions(self.pipeline, captions, self.device)
+
 
 def run_pipeline(
     warm: WarmPipeline,
-    prompts: list[str],
+    captions: list[torch.Tensor],
     seeds: list[int],
     size: tuple[int, int],
     steps: int = NUM_INFERENCE_STEPS,
 ) -> list[Image.Image]:
-    """One pipeline call: one image per prompt, each from its own seed."""
+    """One pipeline call: one image per encoded caption (``WarmPipeline.encode``), each from its
+    own seed."""
     # A CPU generator per image: the noise depends on its seed only, not on the batch or card.
     generators = [torch.Generator("cpu").manual_seed(seed) for seed in seeds]
     output = warm.pipeline(
-        prompt=list(prompts),  # the pipeline rewrites the list it is given, in place
+        prompt_embeds=list(captions),  # no prompt: the pipeline skips its own encoding
         width=size[0],
         height=size[1],
         num_inference_steps=steps,
@@ -128,9 +134,10 @@ def _warm_up(warm: WarmPipeline) -> tuple[float, CompileCounters]:
     before, started = CompileCounters.now(), time.perf_counter()
     for call in warm.plan.warmup:
         set_vae_tiling(warm.pipeline, call.width, call.height)
+        encoded = warm.encode(list(call.prompts))
         run_pipeline(
             warm,
-            list(call.prompts),
+            [encoded[prompt] for prompt in call.prompts],
             list(range(len(call.prompts))),
             (call.width, call.height),
             steps=WARMUP_STEPS,

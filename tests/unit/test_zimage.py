@@ -142,7 +142,7 @@ def test_requests_are_grouped_by_size_and_lora_and_come_back_in_order(
     images = made.generate(batch)
 
     assert [image.meta["seed"] for image in images] == [1, 2, 3, 4]
-    assert [(call["width"], len(call["prompt"])) for call in recorder.calls] == [
+    assert [(call["width"], len(call["prompt_embeds"])) for call in recorder.calls] == [
         (SIZE, 2),
         (wide, 2),
     ]

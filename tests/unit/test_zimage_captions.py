@@ -1,0 +1,139 @@
+"""Captions are encoded once per generator call, at their own length, to what diffusers computes."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from pipeline.generators.zimage import ZImageGenerator
+from pipeline.generators.zimage_captions import (
+    ENCODE_ROWS,
+    MAX_CAPTION_TOKENS,
+    caption_tokens,
+    encode_captions,
+)
+from pipeline.generators.zimage_memory import MemoryMode, place_pipeline
+from pipeline.generators.zimage_random import build_random_pipeline
+from pipeline.settings import Settings, get_settings
+from tests.zimage_kit import PROMPT, cpu_plan, max_difference, request
+
+CPU = torch.device("cpu")
+# Token lengths from a handful to past the 512 cut, so the padding inside one pass varies.
+CAPTIONS = ("", "a dog", PROMPT, PROMPT + ", golden hour, candid smile", "x" * 600)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return get_settings(data_dir=tmp_path / "data")
+
+
+def forwards(module: torch.nn.Module) -> list[int]:
+    """The batch size of every forward call the module makes from now on."""
+    seen: list[int] = []
+    module.register_forward_hook(
+        lambda _module, _args, kwargs, _out: seen.append(kwargs["inputs_embeds"].shape[0]),
+        with_kwargs=True,
+    )
+    return seen
+
+
+def test_each_caption_encodes_to_what_diffusers_computes_for_it_alone() -> None:
+    tiny = build_random_pipeline("tiny")
+
+    ours = encode_captions(tiny, CAPTIONS, CPU)  # one pass: every length padded to the longest
+
+    for caption in CAPTIONS:
+        (theirs,), _ = tiny.encode_prompt(caption, CPU, do_classifier_free_guidance=False)
+        assert ours[caption].shape == theirs.shape, caption
+        assert (ours[caption] - theirs).abs().max().item() < 1e-5, caption
+    assert ours["x" * 600].shape[0] == MAX_CAPTION_TOKENS  # cut where diffusers cuts
+
+
+def test_the_check_has_teeth_unmasked_padding_changes_the_states() -> None:
+    tiny = build_random_pipeline("tiny")
+    (alone,), _ = tiny.encode_prompt("a dog", CPU, do_classifier_free_guidance=False)
+    tokens = caption_tokens(tiny.tokenizer, "a dog")
+    # Left-padded and unmasked, the same tokens read padding: the states move far off.
+    ids = torch.tensor([[0] * 40 + tokens])
+    states = tiny.text_encoder(input_ids=ids, output_hidden_states=True).hidden_states[-2]
+
+    assert (states[0, 40:] - alone).abs().max().item() > 1e-2
+
+
+def test_a_carousel_split_over_calls_encodes_its_caption_once(settings: Settings) -> None:
+    tiny = build_random_pipeline("tiny")
+    made = ZImageGenerator(settings, pipeline=tiny, plan=cpu_plan(max_batch=1))
+    made.load()
+    passes = forwards(tiny.text_encoder)
+    carousel = [request(seed) for seed in (1, 2, 3)] + [request(4, prompt="a dog")]
+
+    images = made.generate(carousel)
+
+    assert passes == [2]  # two distinct captions, one pass, for four pipeline calls
+    assert [image.meta["batch_size"] for image in images] == [1, 1, 1, 1]
+    alone = ZImageGenerator(settings, pipeline=build_random_pipeline("tiny"))
+    for image, asked in zip(images, carousel, strict=True):
+        # Encoded beside another caption, float32 sums may round one 8-bit level apart.
+        assert max_difference(image.image, alone.generate([asked])[0].image) <= 1
+
+
+def test_many_captions_are_encoded_in_passes_of_bounded_size() -> None:
+    tiny = build_random_pipeline("tiny")
+    passes = forwards(tiny.text_encoder)
+    captions = [f"photo number {n}" for n in range(ENCODE_ROWS + 3)] * 2
+
+    encoded = encode_captions(tiny, captions, CPU)
+
+    assert passes == [ENCODE_ROWS, 3] and len(encoded) == ENCODE_ROWS + 3
+
+
+@pytest.mark.parametrize("mode", [MemoryMode.BALANCED, MemoryMode.LOW])
+def test_a_streamed_encoder_looks_tokens_up_without_running_its_embedding_module(
+    mode: MemoryMode,
+) -> None:
+    tiny = build_random_pipeline("tiny")
+    reference = encode_captions(build_random_pipeline("tiny"), CAPTIONS, CPU)
+    place_pipeline(tiny, mode, CPU)
+    lookups = []
+    tiny.text_encoder.get_input_embeddings().register_forward_hook(
+        lambda *_: lookups.append(1)  # would fire, and copy the table in, if the module ran
+    )
+
+    encoded = encode_captions(tiny, CAPTIONS, CPU)
+
+    assert lookups == []
+    for caption in CAPTIONS:
+        assert torch.equal(encoded[caption], reference[caption])
+
+
+def test_each_image_is_charged_its_share_of_the_encoding(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made = ZImageGenerator(settings, pipeline=build_random_pipeline("tiny"), plan=cpu_plan())
+    made.load()
+    encode = made.warm.encode
+
+    def slow_encode(captions: list[str]) -> dict[str, Any]:
+        time.sleep(0.4)
+        return encode(captions)
+
+    monkeypatch.setattr(made.warm, "encode", slow_encode)
+    images = made.generate([request(1), request(2)])  # one call of two
+
+    shares = [image.meta["encode_share_s"] for image in images]
+    assert shares[0] == shares[1] >= 0.2
+    assert sum(image.meta["duration_s"] for image in images) >= 0.4
+    assert images[0].meta["batch_duration_s"] >= 0.4
+
+
+def test_no_requests_make_no_images_and_touch_nothing(settings: Settings) -> None:
+    tiny = build_random_pipeline("tiny")
+    made = ZImageGenerator(settings, pipeline=tiny, plan=cpu_plan())
+    made.load()
+    passes = forwards(tiny.text_encoder)
+
+    assert made.generate([]) == [] and passes == []
