@@ -1,11 +1,15 @@
 """Where one Z-Image image's time goes: the prompt's encoding, the transformer's steps, the VAE
 decode and the rest (scheduler, latents, the PIL image), timed with CUDA events inside the
-production generator (full mode, compiled as a worker compiles, real-valued RoPE, 1024², batch
-1); then again with the text encoder compiled too. Prints a table and writes JSON.
+production generator (compiled as a worker compiles, real-valued RoPE, 1024², batch 1), in
+``full`` mode or ``balanced`` under a 16 GiB cap. Three phases, side by side in one process:
+the captions encoded as diffusers encodes them (padded to 512 tokens, the token table copied in
+when streamed), as workers encode them, and then with the text encoder compiled too. Prints a
+table and writes JSON.
 
 On a GPU machine (carry the wheels as ``zimage_gpu.py``'s docstring says):
 
     PYTHONUNBUFFERED=1 python3 benchmarks/zimage_stages.py --out-dir $OUT
+    PYTHONUNBUFFERED=1 python3 benchmarks/zimage_stages.py --mode balanced --out-dir $OUT
 
 Without one: ``python benchmarks/zimage_stages.py --dry-run`` (tiny weights, 256 px, CPU).
 """
@@ -28,11 +32,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
-from benchmarks.zimage_rows import generator_for, plan_for, requests
+from benchmarks.zimage_rows import generator_for, memory_cap, plan_for, requests
 from pipeline.generators.zimage import ZImageGenerator
 from pipeline.generators.zimage_device import device_name
 from pipeline.generators.zimage_memory import MemoryMode
 from pipeline.generators.zimage_random import Preset, build_random_pipeline
+from pipeline.generators.zimage_warm import WarmPipeline
 from pipeline.settings import get_settings
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -93,17 +98,44 @@ def measure(generator: ZImageGenerator, timer: StageTimer, size: int, images: in
     return summary
 
 
-def phases(pipeline: Any) -> list[tuple[str, Callable[[], None]]]:
-    return [
-        ("production (blocks and VAE decoder compiled)", lambda: None),
-        ("+ text encoder compiled", lambda: pipeline.text_encoder.compile()),
+def diffusers_encoding(warm: WarmPipeline) -> Callable[[list[str]], dict[str, torch.Tensor]]:
+    """``warm.encode`` as diffusers' pipeline encodes: each caption padded to 512 tokens and the
+    token table read through its module (copied in whole when the encoder is streamed)."""
+
+    def encode(captions: list[str]) -> dict[str, torch.Tensor]:
+        distinct = list(dict.fromkeys(captions))
+        states, _ = warm.pipeline.encode_prompt(  # a copy: it rewrites the list in place
+            list(distinct), warm.device, do_classifier_free_guidance=False
+        )
+        return dict(zip(distinct, states, strict=True))
+
+    return encode
+
+
+def phases(generator: ZImageGenerator, timer: StageTimer) -> list[tuple[str, Callable[[], None]]]:
+    warm = generator.warm
+    ours = warm.encode
+
+    def use(encode: Callable[[list[str]], dict[str, torch.Tensor]]) -> None:
+        # The captions' encoding (tokens, look-up, encoder), not the encoder's forward alone: a
+        # compiled encoder would trace the timer.
+        warm.encode = encode  # type: ignore[method-assign]
+        timer.wrap(warm, "encode", "encode_prompt")
+
+    steps = [
+        ("diffusers' caption encoding (512 tokens)", lambda: use(diffusers_encoding(warm))),
+        ("production (blocks and VAE decoder compiled)", lambda: use(ours)),
     ]
+    if warm.plan.mode is MemoryMode.FULL:  # a streamed encoder is paced by its copies
+        steps.append(("+ text encoder compiled", lambda: warm.pipeline.text_encoder.compile()))
+    return steps
 
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--images", type=int, default=6)
+    parser.add_argument("--mode", choices=["full", "balanced"], default="full")
     parser.add_argument("--out-dir", type=Path, default=RESULTS)
     parser.add_argument("--dry-run", action="store_true")
     args = parser.parse_args(argv)
@@ -112,34 +144,40 @@ def main(argv: list[str] | None = None) -> int:
     preset: Preset = "tiny" if args.dry_run else "full"
     dtype = torch.float32 if args.dry_run else torch.bfloat16
     pipeline: Any = build_random_pipeline(preset, dtype=dtype, device=device)
+    mode = MemoryMode(args.mode)
+    if mode is not MemoryMode.FULL and device.type == "cuda":
+        pipeline.to("cpu")  # built on the GPU (fast), placed from the host under the cap
+        torch.cuda.empty_cache()
     settings = get_settings(data_dir=Path(tempfile.mkdtemp(prefix="ryla-stages-")))
     sizes = [(size, size), (size + 64, size)]
-    plan = plan_for(MemoryMode.FULL, compiled=True, real_rope=True, sizes=sizes, batch=1)
+    cap = 16.0 if mode is MemoryMode.BALANCED else None
+    plan = plan_for(mode, compiled=True, real_rope=True, sizes=sizes, batch=1)
     generator = generator_for(settings, pipeline, plan)
-    generator.load()
     timer = StageTimer(device)
-    # The captions' encoding (tokens, look-up, encoder), not the encoder's forward alone: a
-    # compiled encoder would trace the timer.
-    timer.wrap(generator.warm, "encode", "encode_prompt")
-    timer.wrap(pipeline.transformer, "forward", "transformer")
-    timer.wrap(pipeline.vae, "decode", "vae_decode")
     report: dict[str, Any] = {
         "device": device_name(device) or "cpu",
         "torch": torch.__version__,
         "size": f"{size}x{size}",
+        "memory_mode": str(mode),
+        "cap_gib": cap,
         "phases": [],
     }
-    for name, change in phases(pipeline):
-        try:
-            change()
-            result = {"phase": name, **measure(generator, timer, size, args.images)}
-        except Exception as exc:  # a phase that fails is reported, the others still run
-            result = {"phase": name, "error": f"{type(exc).__name__}: {exc}"[:300]}
-        log.info("%s", result)
-        report["phases"].append(result)
+    with memory_cap(device, cap):
+        generator.load()
+        timer.wrap(pipeline.transformer, "forward", "transformer")
+        timer.wrap(pipeline.vae, "decode", "vae_decode")
+        for name, change in phases(generator, timer):
+            try:
+                change()
+                result = {"phase": name, **measure(generator, timer, size, args.images)}
+            except Exception as exc:  # a phase that fails is reported, the others still run
+                result = {"phase": name, "error": f"{type(exc).__name__}: {exc}"[:300]}
+            log.info("%s", result)
+            report["phases"].append(result)
     print_table(report)
     slug = "dryrun_cpu" if args.dry_run else report["device"].lower().replace(" ", "-")
-    path = args.out_dir / f"zimage_stages_{slug}.json"
+    suffix = "" if mode is MemoryMode.FULL else f"_{mode}"
+    path = args.out_dir / f"zimage_stages_{slug}{suffix}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {path}")
@@ -147,7 +185,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def print_table(report: dict[str, Any]) -> None:
-    print(f"\nOne image, {report['size']}, medians in ms, {report['device']}")
+    print(
+        f"\nOne image, {report['size']}, {report['memory_mode']} mode, medians in ms, "
+        f"{report['device']}"
+    )
     heads = ("wall", "encoder", "transf.", "/step", "VAE", "rest")
     print(f"{'phase':<42} " + " ".join(f"{h:>7}" for h in heads))
     for p in report["phases"]:
