@@ -2,9 +2,9 @@
 decode and the rest (scheduler, latents, the PIL image), timed with CUDA events inside the
 production generator (compiled as a worker compiles, real-valued RoPE, 1024², batch 1), in
 ``full`` mode or ``balanced`` under a 16 GiB cap. Three phases, side by side in one process:
-the captions encoded as diffusers encodes them (padded to 512 tokens, the token table copied in
-when streamed), as workers encode them, and then with the text encoder compiled too. Prints a
-table and writes JSON.
+the captions encoded as diffusers encodes them (in each call, padded to 512 tokens), as workers
+encode them (once per generator call, at their own length), and then (full mode) with the text
+encoder compiled too. Prints a table and writes JSON.
 
 On a GPU machine (carry the wheels as ``zimage_gpu.py``'s docstring says):
 
@@ -99,8 +99,8 @@ def measure(generator: ZImageGenerator, timer: StageTimer, size: int, images: in
 
 
 def diffusers_encoding(warm: WarmPipeline) -> Callable[[list[str]], dict[str, torch.Tensor]]:
-    """``warm.encode`` as diffusers' pipeline encodes: each caption padded to 512 tokens and the
-    token table read through its module (copied in whole when the encoder is streamed)."""
+    """``warm.encode`` as diffusers' pipeline encodes: each caption padded to 512 tokens. (The
+    token table stays in host memory either way: that is placement, not encoding.)"""
 
     def encode(captions: list[str]) -> dict[str, torch.Tensor]:
         distinct = list(dict.fromkeys(captions))

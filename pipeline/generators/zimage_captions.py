@@ -2,12 +2,10 @@
 states, one row per caption token.
 
 diffusers encodes inside every pipeline call: the same caption again for each image of a carousel
-and for each call a carousel is split into, every caption padded to 512 tokens, and the whole
-token-embedding table (151,936 x 2,560, 0.78 GB in bf16) copied to the GPU when the encoder is
-streamed. Here every distinct caption of a generator call is encoded once, before its pipeline
-calls, at its own length, with the table read where it lives. In ``balanced`` and ``low`` modes,
-where each encoder pass streams ~8 GB of weights over PCIe, a carousel of n images split into n
-calls streams them once instead of n times.
+and for each call a carousel is split into, every caption padded to 512 tokens. Here every
+distinct caption of a generator call is encoded once, before its pipeline calls, at its own
+length. In ``balanced`` and ``low`` modes, where each encoder pass streams ~7 GB of weights over
+PCIe, a carousel of n images split into n calls streams them once instead of n times.
 
 The states are the ones diffusers computes: padding is masked and RoPE depends only on the
 distance between tokens, so the real tokens do not see how much padding there is or where.
@@ -73,12 +71,8 @@ def _encode_rows(pipeline: Any, captions: list[str], device: torch.device) -> li
     for row, tokens in enumerate(ids):
         padded[row, : len(tokens)] = torch.tensor(tokens)
         mask[row, : len(tokens)] = True
-    # The table is read where it is: on the GPU when resident, in host memory when streamed.
-    # Calling the function, not the module, keeps a streaming hook from copying it all over.
-    table = encoder.get_input_embeddings().weight
-    embeds = torch.nn.functional.embedding(padded.to(table.device), table).to(device)
     states = encoder(
-        inputs_embeds=embeds, attention_mask=mask.to(device), output_hidden_states=True
+        input_ids=padded.to(device), attention_mask=mask.to(device), output_hidden_states=True
     ).hidden_states[-2]
     return [states[row, : len(tokens)] for row, tokens in enumerate(ids)]
 

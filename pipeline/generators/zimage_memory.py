@@ -1,7 +1,9 @@
 """Where Z-Image's weights live on the GPU: the memory modes, the choice by free memory, the hooks.
 
 ``full`` keeps everything resident; ``balanced`` streams the text encoder in (≤ 16 GiB); ``low``
-streams every block (≤ 4 GiB). Streaming is diffusers' group offloading, on CUDA streams.
+streams every block (≤ 4 GiB). Streaming is diffusers' group offloading, on CUDA streams. A
+streamed text encoder keeps its token table (151,936 x 2,560: 0.78 GB in bf16, a tenth of the
+encoder) in host memory, where a look-up reads a caption's few rows instead of copying it all in.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ __all__ = [
     "ACTIVATIONS_PER_IMAGE_GIB",
     "HEADROOM_GIB",
     "PEAK_GIB",
+    "HostEmbedding",
     "MemoryChoice",
     "MemoryMode",
     "choose_memory_mode",
@@ -104,6 +107,34 @@ def free_memory_gib(device: torch.device) -> tuple[float, float] | tuple[None, N
     return free / GIB, total / GIB
 
 
+class HostEmbedding(torch.nn.Module):
+    """A token-embedding table that stays in host memory: a look-up copies out only its rows.
+
+    The table is a plain tensor attribute, neither parameter nor buffer, so offloading hooks
+    and ``.to()`` leave it where it is.
+    """
+
+    def __init__(self, embedding: torch.nn.Embedding) -> None:
+        super().__init__()
+        self.table = embedding.weight.detach().to("cpu")
+        self.padding_idx = embedding.padding_idx
+
+    @property
+    def weight(self) -> torch.Tensor:
+        return self.table
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        rows = torch.nn.functional.embedding(ids.to(self.table.device), self.table)
+        return rows.to(ids.device)
+
+
+def _table_on_host(text_encoder: Any) -> None:
+    """Swap the encoder's token embedding for a ``HostEmbedding`` (once)."""
+    embedding = text_encoder.get_input_embeddings()
+    if not isinstance(embedding, HostEmbedding):
+        text_encoder.set_input_embeddings(HostEmbedding(embedding))
+
+
 def _stream(module: Any, device: torch.device, level: str) -> None:
     """Keep ``module`` in host memory and bring its groups in just before they run.
 
@@ -130,8 +161,10 @@ def place_pipeline(pipeline: Any, mode: MemoryMode, device: torch.device) -> Non
         # The encoder runs once per prompt and the transformer 8 times: stream the encoder.
         pipeline.transformer.to(device)
         pipeline.vae.to(device)
+        _table_on_host(pipeline.text_encoder)
         _stream(pipeline.text_encoder, device, "leaf_level")
     elif mode is MemoryMode.LOW:
+        _table_on_host(pipeline.text_encoder)
         for component in (pipeline.text_encoder, pipeline.transformer, pipeline.vae):
             _stream(component, device, "block_level")
 
@@ -158,4 +191,6 @@ def placement(pipeline: Any) -> dict[str, str]:
             kind = hook.config.offload_type.value
             streams = "" if hook.config.stream is None else ", CUDA streams"
             where[name] = f"streamed ({kind}{streams})"
+    if isinstance(pipeline.text_encoder.get_input_embeddings(), HostEmbedding):
+        where["text_encoder"] += ", token table in host memory"
     return where

@@ -16,7 +16,12 @@ from pipeline.generators.zimage_captions import (
     caption_tokens,
     encode_captions,
 )
-from pipeline.generators.zimage_memory import MemoryMode, place_pipeline
+from pipeline.generators.zimage_memory import (
+    HostEmbedding,
+    MemoryMode,
+    place_pipeline,
+    placement,
+)
 from pipeline.generators.zimage_random import build_random_pipeline
 from pipeline.settings import Settings, get_settings
 from tests.zimage_kit import PROMPT, cpu_plan, max_difference, request
@@ -35,7 +40,7 @@ def forwards(module: torch.nn.Module) -> list[int]:
     """The batch size of every forward call the module makes from now on."""
     seen: list[int] = []
     module.register_forward_hook(
-        lambda _module, _args, kwargs, _out: seen.append(kwargs["inputs_embeds"].shape[0]),
+        lambda _module, _args, kwargs, _out: seen.append(kwargs["input_ids"].shape[0]),
         with_kwargs=True,
     )
     return seen
@@ -92,22 +97,32 @@ def test_many_captions_are_encoded_in_passes_of_bounded_size() -> None:
 
 
 @pytest.mark.parametrize("mode", [MemoryMode.BALANCED, MemoryMode.LOW])
-def test_a_streamed_encoder_looks_tokens_up_without_running_its_embedding_module(
-    mode: MemoryMode,
-) -> None:
+def test_a_streamed_encoder_keeps_its_token_table_in_host_memory(mode: MemoryMode) -> None:
     tiny = build_random_pipeline("tiny")
     reference = encode_captions(build_random_pipeline("tiny"), CAPTIONS, CPU)
+
     place_pipeline(tiny, mode, CPU)
-    lookups = []
-    tiny.text_encoder.get_input_embeddings().register_forward_hook(
-        lambda *_: lookups.append(1)  # would fire, and copy the table in, if the module ran
-    )
 
+    embedding = tiny.text_encoder.get_input_embeddings()
+    assert isinstance(embedding, HostEmbedding)
+    # Outside every offloading group: no hook can copy the table in, only looked-up rows move.
+    assert all(param is not embedding.table for param in tiny.text_encoder.parameters())
+    assert getattr(embedding, "_diffusers_hook", None) is None
+    assert placement(tiny)["text_encoder"].endswith("token table in host memory")
     encoded = encode_captions(tiny, CAPTIONS, CPU)
-
-    assert lookups == []
     for caption in CAPTIONS:
         assert torch.equal(encoded[caption], reference[caption])
+
+
+def test_the_table_moves_to_the_host_once_and_full_mode_keeps_it_resident() -> None:
+    tiny = build_random_pipeline("tiny")
+    place_pipeline(tiny, MemoryMode.FULL, CPU)
+    assert isinstance(tiny.text_encoder.get_input_embeddings(), torch.nn.Embedding)
+
+    place_pipeline(tiny, MemoryMode.BALANCED, CPU)
+    first = tiny.text_encoder.get_input_embeddings()
+    place_pipeline(tiny, MemoryMode.LOW, CPU)  # a benchmark moving between modes
+    assert tiny.text_encoder.get_input_embeddings() is first
 
 
 def test_each_image_is_charged_its_share_of_the_encoding(

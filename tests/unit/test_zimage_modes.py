@@ -217,7 +217,7 @@ def test_balanced_mode_streams_the_text_encoder_leaf_by_leaf_and_nothing_else() 
         name for name, m in tiny.text_encoder.named_modules() if isinstance(m, torch.nn.Linear)
     ]
 
-    assert placement(tiny)["text_encoder"] == "streamed (leaf_level)"
+    assert placement(tiny)["text_encoder"] == ("streamed (leaf_level), token table in host memory")
     assert set(linears) <= set(offloaded(tiny.text_encoder))
     assert set(offloaded(tiny.text_encoder).values()) == {"leaf_level"}
     assert offloaded(tiny.transformer) == {} and offloaded(tiny.vae) == {}
@@ -228,7 +228,9 @@ def test_low_mode_streams_every_block_of_every_component() -> None:
     place_pipeline(tiny, MemoryMode.LOW, CPU)
     transformer = offloaded(tiny.transformer)
 
-    assert set(placement(tiny).values()) == {"streamed (block_level)"}
+    where = placement(tiny)
+    assert where["text_encoder"] == "streamed (block_level), token table in host memory"
+    assert where["transformer"] == where["vae"] == "streamed (block_level)"
     blocks = [f"layers.{i}" for i in range(len(tiny.transformer.layers))]
     assert set(blocks) <= set(transformer) and set(transformer.values()) == {"block_level"}
     assert {f"layers.{i}" for i in range(len(tiny.text_encoder.layers))} <= set(
