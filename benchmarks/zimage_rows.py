@@ -154,9 +154,11 @@ def format_row(run: Run) -> str:
 # --- switching one loaded pipeline between configurations ------------------------------------
 
 
-def remove_offloading(pipeline: Any) -> None:
-    """Take diffusers' offloading hooks off every component; the weights stay where they are."""
-    for name in ("text_encoder", "transformer", "vae"):
+def remove_offloading(
+    pipeline: Any, components: tuple[str, ...] = ("text_encoder", "transformer", "vae")
+) -> None:
+    """Take diffusers' offloading hooks off components; the weights stay where they are."""
+    for name in components:
         registry = HookRegistry.check_if_exists_or_initialize(getattr(pipeline, name))
         for hook in (
             "group_offloading",

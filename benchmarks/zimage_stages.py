@@ -3,8 +3,9 @@ decode and the rest (scheduler, latents, the PIL image), timed with CUDA events 
 production generator (compiled as a worker compiles, real-valued RoPE, 1024², batch 1), in
 ``full`` mode or ``balanced`` under a 16 GiB cap. Three phases, side by side in one process:
 the captions encoded as diffusers encodes them (in each call, padded to 512 tokens), as workers
-encode them (once per generator call, at their own length), and then (full mode) with the text
-encoder compiled too. Prints a table and writes JSON.
+encode them (once per generator call, at their own length), and then with the text encoder
+compiled (full mode) or streamed a decoder layer at a time instead of a linear layer at a time
+(balanced). Prints a table and writes JSON.
 
 On a GPU machine (carry the wheels as ``zimage_gpu.py``'s docstring says):
 
@@ -32,10 +33,16 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
-from benchmarks.zimage_rows import generator_for, memory_cap, plan_for, requests
+from benchmarks.zimage_rows import (
+    generator_for,
+    memory_cap,
+    plan_for,
+    remove_offloading,
+    requests,
+)
 from pipeline.generators.zimage import ZImageGenerator
 from pipeline.generators.zimage_device import device_name
-from pipeline.generators.zimage_memory import MemoryMode
+from pipeline.generators.zimage_memory import MemoryMode, stream
 from pipeline.generators.zimage_random import Preset, build_random_pipeline
 from pipeline.generators.zimage_warm import WarmPipeline
 from pipeline.settings import get_settings
@@ -128,7 +135,14 @@ def phases(generator: ZImageGenerator, timer: StageTimer) -> list[tuple[str, Cal
     ]
     if warm.plan.mode is MemoryMode.FULL:  # a streamed encoder is paced by its copies
         steps.append(("+ text encoder compiled", lambda: warm.pipeline.text_encoder.compile()))
+    else:  # fewer, larger copies (a decoder layer each) against workers' one per linear layer
+        steps.append(("+ encoder streamed block by block", lambda: restream(warm)))
     return steps
+
+
+def restream(warm: WarmPipeline) -> None:
+    remove_offloading(warm.pipeline, ("text_encoder",))
+    stream(warm.pipeline.text_encoder, warm.device, "block_level")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -190,13 +204,13 @@ def print_table(report: dict[str, Any]) -> None:
         f"{report['device']}"
     )
     heads = ("wall", "encoder", "transf.", "/step", "VAE", "rest")
-    print(f"{'phase':<42} " + " ".join(f"{h:>7}" for h in heads))
+    print(f"{'phase':<46} " + " ".join(f"{h:>7}" for h in heads))
     for p in report["phases"]:
         if "error" in p:
-            print(f"{p['phase']:<42} {p['error']}")
+            print(f"{p['phase']:<46} {p['error']}")
             continue
         print(
-            f"{p['phase']:<42} {p['wall_ms']:>7.1f} {p['encode_prompt']:>7.1f} "
+            f"{p['phase']:<46} {p['wall_ms']:>7.1f} {p['encode_prompt']:>7.1f} "
             f"{p['transformer']:>7.1f} {p['per_step_ms']:>7.1f} {p['vae_decode']:>7.1f} "
             f"{p['other_ms']:>7.1f}"
         )

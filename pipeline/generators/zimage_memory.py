@@ -29,6 +29,7 @@ __all__ = [
     "needed_gib",
     "place_pipeline",
     "placement",
+    "stream",
 ]
 
 GIB = 1024**3
@@ -135,7 +136,7 @@ def _table_on_host(text_encoder: Any) -> None:
         text_encoder.set_input_embeddings(HostEmbedding(embedding))
 
 
-def _stream(module: Any, device: torch.device, level: str) -> None:
+def stream(module: Any, device: torch.device, level: str) -> None:
     """Keep ``module`` in host memory and bring its groups in just before they run.
 
     On CUDA the next group is copied on a side stream while the current one computes; on a CPU
@@ -162,11 +163,11 @@ def place_pipeline(pipeline: Any, mode: MemoryMode, device: torch.device) -> Non
         pipeline.transformer.to(device)
         pipeline.vae.to(device)
         _table_on_host(pipeline.text_encoder)
-        _stream(pipeline.text_encoder, device, "leaf_level")
+        stream(pipeline.text_encoder, device, "leaf_level")
     elif mode is MemoryMode.LOW:
         _table_on_host(pipeline.text_encoder)
         for component in (pipeline.text_encoder, pipeline.transformer, pipeline.vae):
-            _stream(component, device, "block_level")
+            stream(component, device, "block_level")
 
 
 def _offloading_hook(module: Any) -> Any:
