@@ -5,7 +5,8 @@ production generator (compiled as a worker compiles, real-valued RoPE, 1024², b
 the captions encoded as diffusers encodes them (in each call, padded to 512 tokens), as workers
 encode them (once per generator call, at their own length), and then with the text encoder
 compiled (full mode) or streamed a decoder layer at a time instead of a linear layer at a time
-(balanced). Prints a table and writes JSON.
+(balanced; its first phase also streams the token table, as workers did before). Prints a
+table and writes JSON.
 
 On a GPU machine (carry the wheels as ``zimage_gpu.py``'s docstring says):
 
@@ -42,7 +43,7 @@ from benchmarks.zimage_rows import (
 )
 from pipeline.generators.zimage import ZImageGenerator
 from pipeline.generators.zimage_device import device_name
-from pipeline.generators.zimage_memory import MemoryMode, stream
+from pipeline.generators.zimage_memory import HostEmbedding, MemoryMode, stream
 from pipeline.generators.zimage_random import Preset, build_random_pipeline
 from pipeline.generators.zimage_warm import WarmPipeline
 from pipeline.settings import get_settings
@@ -106,8 +107,7 @@ def measure(generator: ZImageGenerator, timer: StageTimer, size: int, images: in
 
 
 def diffusers_encoding(warm: WarmPipeline) -> Callable[[list[str]], dict[str, torch.Tensor]]:
-    """``warm.encode`` as diffusers' pipeline encodes: each caption padded to 512 tokens. (The
-    token table stays in host memory either way: that is placement, not encoding.)"""
+    """``warm.encode`` as diffusers' pipeline encodes: each caption padded to 512 tokens."""
 
     def encode(captions: list[str]) -> dict[str, torch.Tensor]:
         distinct = list(dict.fromkeys(captions))
@@ -119,30 +119,50 @@ def diffusers_encoding(warm: WarmPipeline) -> Callable[[list[str]], dict[str, to
     return encode
 
 
-def phases(generator: ZImageGenerator, timer: StageTimer) -> list[tuple[str, Callable[[], None]]]:
-    warm = generator.warm
-    ours = warm.encode
+def restream(warm: WarmPipeline, *, host_table: bool, level: str = "leaf_level") -> None:
+    """Stream the text encoder again, its token table in host memory (as workers do) or as an
+    ``nn.Embedding`` inside the streamed groups (as before)."""
+    encoder = warm.pipeline.text_encoder
+    remove_offloading(warm.pipeline, ("text_encoder",))
+    table = encoder.get_input_embeddings()
+    if host_table and not isinstance(table, HostEmbedding):
+        encoder.set_input_embeddings(HostEmbedding(table))
+    elif not host_table and isinstance(table, HostEmbedding):
+        embedding = torch.nn.Embedding.from_pretrained(table.table, padding_idx=table.padding_idx)
+        encoder.set_input_embeddings(embedding.requires_grad_(False))
+    stream(encoder, warm.device, level)
 
-    def use(encode: Callable[[list[str]], dict[str, torch.Tensor]]) -> None:
+
+def phases(generator: ZImageGenerator, timer: StageTimer) -> list[tuple[str, Callable[[], None]]]:
+    """Each phase's change, applied in order on one warm generator; full mode compares the
+    encodings and a compiled encoder, balanced also where the token table lives and how the
+    encoder is streamed."""
+    warm = generator.warm
+    ours, streamed = warm.encode, warm.plan.mode is not MemoryMode.FULL
+
+    def use(encode: Callable[[list[str]], dict[str, torch.Tensor]], host_table: bool) -> None:
         # The captions' encoding (tokens, look-up, encoder), not the encoder's forward alone: a
         # compiled encoder would trace the timer.
         warm.encode = encode  # type: ignore[method-assign]
         timer.wrap(warm, "encode", "encode_prompt")
+        if streamed:
+            restream(warm, host_table=host_table)
 
+    before = "diffusers' encoding, 512 tokens" + ("; table streamed" if streamed else "")
     steps = [
-        ("diffusers' caption encoding (512 tokens)", lambda: use(diffusers_encoding(warm))),
-        ("production (blocks and VAE decoder compiled)", lambda: use(ours)),
+        (before, lambda: use(diffusers_encoding(warm), host_table=False)),
+        ("production (blocks and VAE decoder compiled)", lambda: use(ours, host_table=True)),
     ]
-    if warm.plan.mode is MemoryMode.FULL:  # a streamed encoder is paced by its copies
+    if streamed:  # fewer, larger copies (a decoder layer each) than one per linear layer
+        steps.append(
+            (
+                "+ encoder streamed block by block",
+                lambda: restream(warm, host_table=True, level="block_level"),
+            )
+        )
+    else:  # a streamed encoder is paced by its copies, so only here
         steps.append(("+ text encoder compiled", lambda: warm.pipeline.text_encoder.compile()))
-    else:  # fewer, larger copies (a decoder layer each) against workers' one per linear layer
-        steps.append(("+ encoder streamed block by block", lambda: restream(warm)))
     return steps
-
-
-def restream(warm: WarmPipeline) -> None:
-    remove_offloading(warm.pipeline, ("text_encoder",))
-    stream(warm.pipeline.text_encoder, warm.device, "block_level")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -204,13 +224,13 @@ def print_table(report: dict[str, Any]) -> None:
         f"{report['device']}"
     )
     heads = ("wall", "encoder", "transf.", "/step", "VAE", "rest")
-    print(f"{'phase':<46} " + " ".join(f"{h:>7}" for h in heads))
+    print(f"{'phase':<48} " + " ".join(f"{h:>7}" for h in heads))
     for p in report["phases"]:
         if "error" in p:
-            print(f"{p['phase']:<46} {p['error']}")
+            print(f"{p['phase']:<48} {p['error']}")
             continue
         print(
-            f"{p['phase']:<46} {p['wall_ms']:>7.1f} {p['encode_prompt']:>7.1f} "
+            f"{p['phase']:<48} {p['wall_ms']:>7.1f} {p['encode_prompt']:>7.1f} "
             f"{p['transformer']:>7.1f} {p['per_step_ms']:>7.1f} {p['vae_decode']:>7.1f} "
             f"{p['other_ms']:>7.1f}"
         )

@@ -186,7 +186,8 @@ class ZImageGenerator:
         return self._loaded()
 
     def generate(self, requests: list[GenerationRequest]) -> list[GeneratedImage]:
-        """One image per request, in order; batch members match what each would give alone."""
+        """One image per request, in order; batch members match what each would give alone, to
+        rounding."""
         if not requests:
             return []
         warm = self._loaded()

@@ -7,13 +7,14 @@ distinct caption of a generator call is encoded once, before its pipeline calls,
 length. In ``balanced`` and ``low`` modes, where each encoder pass streams ~7 GB of weights over
 PCIe, a carousel of n images split into n calls streams them once instead of n times.
 
-The states are the ones diffusers computes: padding is masked and RoPE depends only on the
-distance between tokens, so the real tokens do not see how much padding there is or where.
+The states are the ones diffusers computes (to float32 rounding; in bf16 other matrix shapes round
+differently): the encoder's attention is causal, so a caption's tokens never see the padding
+placed after them, however much of it there is.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import torch
@@ -21,6 +22,7 @@ from diffusers.models.transformers.transformer_z_image import SEQ_MULTI_OF
 
 __all__ = [
     "ENCODE_ROWS",
+    "ENCODE_TOKENS",
     "MAX_CAPTION_TOKENS",
     "caption_length",
     "caption_tokens",
@@ -30,8 +32,11 @@ __all__ = [
 
 # diffusers' default max_sequence_length: longer captions are cut there.
 MAX_CAPTION_TOKENS = 512
-# Captions per encoder pass: bounds the activations (rows x longest caption) of one pass.
+# One encoder pass holds at most this many rows, and rows x its longest caption at most
+# ENCODE_TOKENS: the hidden states of every layer are kept (~190 KB a token for Qwen3-4B in
+# bf16), so a pass stays under ~0.4 GB, far below a denoising step's activations.
 ENCODE_ROWS = 16
+ENCODE_TOKENS = 2048
 
 
 def caption_tokens(tokenizer: Any, caption: str) -> list[int]:
@@ -55,25 +60,30 @@ def padded_length(tokens: int) -> int:
     return -(-tokens // SEQ_MULTI_OF) * SEQ_MULTI_OF
 
 
-def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
+def _passes(ids: list[list[int]]) -> Iterator[list[int]]:
+    """Indices into ``ids`` for each encoder pass, in order, within both limits."""
+    current: list[int] = []
+    longest = 0
+    for index, tokens in enumerate(ids):
+        wider = max(longest, len(tokens))
+        if current and (len(current) == ENCODE_ROWS or (len(current) + 1) * wider > ENCODE_TOKENS):
+            yield current
+            current, wider = [], len(tokens)
+        current.append(index)
+        longest = wider
+    if current:
+        yield current
 
 
 @torch.no_grad()
-def _encode_rows(pipeline: Any, captions: list[str], device: torch.device) -> list[torch.Tensor]:
-    encoder = pipeline.text_encoder
-    ids = [caption_tokens(pipeline.tokenizer, caption) for caption in captions]
-    longest = max(len(row) for row in ids)
-    # Right-padded with any id: the mask hides it, and a real token's position stays its index.
-    padded = torch.zeros(len(ids), longest, dtype=torch.long)
-    mask = torch.zeros(len(ids), longest, dtype=torch.bool)
+def _encode_pass(encoder: Any, ids: list[list[int]], device: torch.device) -> list[torch.Tensor]:
+    # Padded on the right, and no mask needed: attention is causal, so a real token only sees
+    # the tokens before it, never the padding after, and its position stays its index. (Padding
+    # on the left would move every real token; the float32 test against diffusers catches that.)
+    padded = torch.zeros(len(ids), max(len(tokens) for tokens in ids), dtype=torch.long)
     for row, tokens in enumerate(ids):
         padded[row, : len(tokens)] = torch.tensor(tokens)
-        mask[row, : len(tokens)] = True
-    states = encoder(
-        input_ids=padded.to(device), attention_mask=mask.to(device), output_hidden_states=True
-    ).hidden_states[-2]
+    states = encoder(input_ids=padded.to(device), output_hidden_states=True).hidden_states[-2]
     return [states[row, : len(tokens)] for row, tokens in enumerate(ids)]
 
 
@@ -82,7 +92,9 @@ def encode_captions(
 ) -> dict[str, torch.Tensor]:
     """Each distinct caption's hidden states on ``device``, keyed by the caption."""
     distinct = list(dict.fromkeys(captions))
+    ids = [caption_tokens(pipeline.tokenizer, caption) for caption in distinct]
     encoded: dict[str, torch.Tensor] = {}
-    for chunk in _chunks(distinct, ENCODE_ROWS):
-        encoded.update(zip(chunk, _encode_rows(pipeline, chunk, device), strict=True))
+    for rows in _passes(ids):
+        states = _encode_pass(pipeline.text_encoder, [ids[row] for row in rows], device)
+        encoded.update(zip([distinct[row] for row in rows], states, strict=True))
     return encoded

@@ -112,12 +112,14 @@ class HostEmbedding(torch.nn.Module):
     """A token-embedding table that stays in host memory: a look-up copies out only its rows.
 
     The table is a plain tensor attribute, neither parameter nor buffer, so offloading hooks
-    and ``.to()`` leave it where it is.
+    and ``.to()`` leave it where it is, and the encoder's ``state_dict`` no longer holds it:
+    inference only, never saved back.
     """
 
     def __init__(self, embedding: torch.nn.Embedding) -> None:
         super().__init__()
         self.table = embedding.weight.detach().to("cpu")
+        self.num_embeddings, self.embedding_dim = self.table.shape
         self.padding_idx = embedding.padding_idx
 
     @property
