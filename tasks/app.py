@@ -69,6 +69,8 @@ def create_app(settings: Settings) -> Celery:
     app = Celery("ryla", broker=settings.broker_url, include=["tasks.steps", "tasks.notify"])
     server_less = settings.broker_url.startswith("filesystem")
     app.conf.update(
+        # Without a server, kombu's filesystem transport with messages written whole.
+        broker_transport="tasks.file_broker:Transport" if server_less else None,
         broker_transport_options=_transport_options(settings),
         broker_connection_retry_on_startup=True,
         broker_connection_retry=True,

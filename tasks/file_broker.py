@@ -1,0 +1,84 @@
+"""The server-less broker: kombu's filesystem transport, with each message written whole.
+
+kombu's own ``_put`` creates the message file under its final name and then writes into it, so a
+consumer polling the folder can take the file while it is still empty; ``json.loads`` then
+raises and the worker's consumer loop dies (seen in CI: the worker stopped taking tasks). Here a
+message is written under a name no consumer looks at and renamed into the queue, which is
+atomic on one filesystem: a consumer sees the whole message or nothing. Taking a message is a
+rename too, into the processed folder beside the queue (kombu moves it to the temp folder,
+possibly another filesystem, where ``shutil.move`` copies and two consumers can both read it).
+A message file that still cannot be read is logged and dropped, never allowed to stop the
+consumer: the beat re-sends any claim that no worker started.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from contextlib import suppress
+from queue import Empty
+from time import monotonic_ns
+from typing import Any
+
+from kombu.exceptions import ChannelError
+from kombu.transport import filesystem
+from kombu.utils.encoding import bytes_to_str, str_to_bytes
+from kombu.utils.json import dumps, loads
+
+__all__ = ["Channel", "Transport"]
+
+log = logging.getLogger(__name__)
+
+_PART = ".part"  # a message being written; its name never ends in ".<queue>.msg"
+
+
+def _name(queue: str) -> str:
+    # kombu's layout, so its other readers (size, purge) still count the message:
+    # <time>_<uuid>.<queue>.msg; nanoseconds, zero-padded, so sorting keeps the order of sends.
+    return f"{monotonic_ns():020d}_{uuid.uuid4()}.{queue}.msg"
+
+
+class Channel(filesystem.Channel):
+    """A filesystem channel whose messages appear whole and are taken by exactly one reader."""
+
+    # kombu names the second argument "message" in one base and "payload" in the other.
+    def _put(self, queue: Any, payload: Any, **kwargs: Any) -> None:  # type: ignore[override]
+        name = _name(queue)
+        final = os.path.join(self.data_folder_out, name)
+        writing = final + _PART
+        try:
+            with open(writing, "wb") as stream:
+                stream.write(str_to_bytes(dumps(payload)))
+            os.replace(writing, final)
+        except OSError as exc:
+            with suppress(OSError):
+                os.remove(writing)
+            raise ChannelError(f"cannot add message {name!r} to the queue") from exc
+
+    def _get(self, queue: Any, timeout: Any = None) -> Any:
+        wanted = f"{queue}.msg"
+        for name in sorted(os.listdir(self.data_folder_in)):
+            if name.partition(".")[2] != wanted:
+                continue
+            taken = os.path.join(self.processed_folder, name)
+            try:
+                os.rename(os.path.join(self.data_folder_in, name), taken)
+            except OSError:  # another consumer took it first
+                continue
+            try:
+                with open(taken, "rb") as stream:
+                    return loads(bytes_to_str(stream.read()))
+            except (OSError, ValueError) as exc:
+                log.error("dropped unreadable broker message %s: %s", name, exc)
+            finally:
+                if not self.store_processed:
+                    with suppress(OSError):
+                        os.remove(taken)
+        raise Empty()
+
+
+class Transport(filesystem.Transport):
+    """kombu's filesystem transport with :class:`Channel`."""
+
+    Channel = Channel
