@@ -13,8 +13,9 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
 
-from pipeline.errors import WeightsMissing
+from pipeline.errors import GenerationError, WeightsMissing
 from pipeline.generators import zimage, zimage_device, zimage_weights
 from pipeline.generators.zimage import ZImageGenerator
 from pipeline.generators.zimage_lora import LoraAdapters
@@ -176,6 +177,37 @@ def test_every_image_records_its_provenance_and_cost(generator: ZImageGenerator)
     assert meta["duration_s"] > 0
     assert meta["cost"] == pytest.approx(3.6 * meta["duration_s"] / 3600, abs=1e-6)
     json.dumps(meta)  # stored on the asset as JSON
+
+
+def test_out_of_gpu_memory_is_one_line_saying_where_and_what_to_do(
+    generator: ZImageGenerator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_memory(*_: Any, **__: Any) -> Any:
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB\n...")
+
+    monkeypatch.setattr(zimage, "run_pipeline", no_memory)
+    with pytest.raises(GenerationError) as caught:
+        generator.generate([request(1)])
+
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith(f"out of GPU memory at {SIZE}x{SIZE}, batch 1, memory mode cpu")
+    assert "RYLA_ZIMAGE_MEMORY_MODE=balanced" in message
+
+
+def test_a_failed_encoding_names_the_encoding_and_the_errors_first_line(
+    generator: ZImageGenerator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(_: list[str]) -> Any:
+        raise RuntimeError("CUBLAS_STATUS_EXECUTION_FAILED\n  at some frame\n")
+
+    monkeypatch.setattr(generator.warm, "encode", broken)
+    with pytest.raises(
+        GenerationError,
+        match=r"^Z-Image failed at encoding 2 caption\(s\), "
+        r"memory mode cpu: CUBLAS_STATUS_EXECUTION_FAILED … at some frame$",
+    ):
+        generator.generate([request(1), request(2)])
 
 
 # --- LoRA ------------------------------------------------------------------------------------
