@@ -9,6 +9,11 @@ rename too, into the processed folder beside the queue (kombu moves it to the te
 possibly another filesystem, where ``shutil.move`` copies and two consumers can both read it).
 A message file that still cannot be read is logged and dropped, never allowed to stop the
 consumer: the beat re-sends any claim that no worker started.
+
+Binding a queue has the same flaw in kombu: the first process creates the exchange's table file
+and then writes it, so a second process starting at the same moment (``ryla demo`` and ``ryla
+run`` start several) can read it empty. Here binders take turns on a lock file and replace the
+table whole.
 """
 
 from __future__ import annotations
@@ -39,22 +44,42 @@ def _name(queue: str) -> str:
     return f"{monotonic_ns():020d}_{uuid.uuid4()}.{queue}.msg"
 
 
+def _write_whole(path: str, text: str) -> None:
+    """Write ``text`` beside ``path`` and rename it there: readers see all of it or none."""
+    writing = path + _PART
+    try:
+        with open(writing, "wb") as stream:
+            stream.write(str_to_bytes(text))
+        os.replace(writing, path)
+    except OSError:
+        with suppress(OSError):
+            os.remove(writing)
+        raise
+
+
 class Channel(filesystem.Channel):
     """A filesystem channel whose messages appear whole and are taken by exactly one reader."""
 
     # kombu names the second argument "message" in one base and "payload" in the other.
     def _put(self, queue: Any, payload: Any, **kwargs: Any) -> None:  # type: ignore[override]
         name = _name(queue)
-        final = os.path.join(self.data_folder_out, name)
-        writing = final + _PART
         try:
-            with open(writing, "wb") as stream:
-                stream.write(str_to_bytes(dumps(payload)))
-            os.replace(writing, final)
+            _write_whole(os.path.join(self.data_folder_out, name), dumps(payload))
         except OSError as exc:
-            with suppress(OSError):
-                os.remove(writing)
             raise ChannelError(f"cannot add message {name!r} to the queue") from exc
+
+    def _queue_bind(self, exchange: Any, routing_key: Any, pattern: Any, queue: Any) -> None:
+        table_file = self._exchange_file(exchange)
+        self.control_folder.mkdir(parents=True, exist_ok=True)
+        entry = filesystem.exchange_queue_t(routing_key or "", pattern or "", queue or "")
+        with open(f"{table_file}.lock", "wb") as turn:
+            filesystem.lock(turn, filesystem.LOCK_EX)
+            try:
+                table = self.get_table(exchange)
+                if entry not in table:
+                    _write_whole(str(table_file), dumps([entry, *table]))
+            finally:
+                filesystem.unlock(turn)
 
     def _get(self, queue: Any, timeout: Any = None) -> Any:
         wanted = f"{queue}.msg"

@@ -147,3 +147,62 @@ def test_the_app_uses_it_without_a_server_and_not_with_redis(tmp_path: Path) -> 
         assert isinstance(connection.transport, file_broker.Transport)
     with redis.connection_for_write() as connection:
         assert connection.transport_cls == "redis"
+
+
+def binding_mid_write(module: Any, monkeypatch: pytest.MonkeyPatch, reader: Any) -> list[Any]:
+    """Make ``module``'s serialiser read the exchange table through ``reader`` mid-bind."""
+    seen: list[Any] = []
+    real = module.dumps
+
+    def dumps_and_read(value: Any) -> str:
+        seen.append(reader.get_table("cpu"))
+        return str(real(value))
+
+    monkeypatch.setattr(module, "dumps", dumps_and_read)
+    return seen
+
+
+def test_a_process_starting_while_another_binds_reads_a_whole_table(
+    channels: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    binder, starter = channels
+    seen = binding_mid_write(file_broker, monkeypatch, starter)
+
+    binder._queue_bind("cpu", "cpu", None, "cpu")
+    binder._queue_bind("cpu", "cpu", None, "cpu")  # again: nothing to write
+
+    assert seen == [[]]  # not yet bound, but readable
+    assert [tuple(row) for row in starter.get_table("cpu")] == [("cpu", "", "cpu")]
+
+
+def test_kombus_own_bind_hands_a_starting_process_an_empty_table(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    connections = [
+        Connection(transport=filesystem.Transport, transport_options=options(tmp_path))
+        for _ in range(2)
+    ]
+    binder, starter = (connection.default_channel for connection in connections)
+    real_lock, seen = filesystem.lock, []
+
+    def starter_reads_first(file: Any, flags: int) -> None:
+        # The binder has created the table file and not yet locked it: the other process runs.
+        if not seen:
+            seen.append("read")
+            starter.get_table("cpu")
+        real_lock(file, flags)
+
+    monkeypatch.setattr(filesystem, "lock", starter_reads_first)
+    with pytest.raises(ValueError):  # json: the table file was still empty
+        binder._queue_bind("cpu", "cpu", None, "cpu")
+    for connection in connections:
+        connection.release()
+
+
+def test_queues_bound_to_one_exchange_are_all_kept(channels: list[Any]) -> None:
+    first, second = channels
+    first._queue_bind("tasks", "cpu", None, "cpu")
+    second._queue_bind("tasks", "io", None, "io")
+    first._queue_bind("tasks", "cpu", None, "cpu")
+
+    assert sorted(row.queue for row in second.get_table("tasks")) == ["cpu", "io"]
