@@ -83,6 +83,8 @@ class Channel(filesystem.Channel):
 
     def _get(self, queue: Any, timeout: Any = None) -> Any:
         wanted = f"{queue}.msg"
+        # Without it every take would fail like a lost race, and the queue would stall unseen.
+        os.makedirs(self.processed_folder, exist_ok=True)
         for name in sorted(os.listdir(self.data_folder_in)):
             if name.partition(".")[2] != wanted:
                 continue

@@ -206,3 +206,13 @@ def test_queues_bound_to_one_exchange_are_all_kept(channels: list[Any]) -> None:
     first._queue_bind("tasks", "cpu", None, "cpu")
 
     assert sorted(row.queue for row in second.get_table("tasks")) == ["cpu", "io"]
+
+
+def test_a_removed_processed_folder_does_not_stall_the_queue(
+    channels: list[Any], tmp_path: Path
+) -> None:
+    writer, reader = channels
+    writer._put("cpu", {"n": 1})
+    (tmp_path / "processed").rmdir()  # e.g. someone tidying the data folder
+
+    assert reader._get("cpu") == {"n": 1}
