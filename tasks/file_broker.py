@@ -64,6 +64,7 @@ class Channel(filesystem.Channel):
     def _put(self, queue: Any, payload: Any, **kwargs: Any) -> None:  # type: ignore[override]
         name = _name(queue)
         try:
+            os.makedirs(self.data_folder_out, exist_ok=True)
             _write_whole(os.path.join(self.data_folder_out, name), dumps(payload))
         except OSError as exc:
             raise ChannelError(f"cannot add message {name!r} to the queue") from exc
@@ -83,8 +84,10 @@ class Channel(filesystem.Channel):
 
     def _get(self, queue: Any, timeout: Any = None) -> Any:
         wanted = f"{queue}.msg"
-        # Without it every take would fail like a lost race, and the queue would stall unseen.
-        os.makedirs(self.processed_folder, exist_ok=True)
+        # Folders someone removed are made again: without the processed one every take would
+        # fail like a lost race, and the queue would stall unseen.
+        for folder in (self.data_folder_in, self.processed_folder):
+            os.makedirs(folder, exist_ok=True)
         for name in sorted(os.listdir(self.data_folder_in)):
             if name.partition(".")[2] != wanted:
                 continue

@@ -208,11 +208,14 @@ def test_queues_bound_to_one_exchange_are_all_kept(channels: list[Any]) -> None:
     assert sorted(row.queue for row in second.get_table("tasks")) == ["cpu", "io"]
 
 
-def test_a_removed_processed_folder_does_not_stall_the_queue(
+def test_removed_folders_are_made_again_instead_of_stalling_the_queue(
     channels: list[Any], tmp_path: Path
 ) -> None:
     writer, reader = channels
+    (tmp_path / "queue").rmdir()  # e.g. someone tidying the data folder
+    with pytest.raises(Empty):
+        reader._get("cpu")
     writer._put("cpu", {"n": 1})
-    (tmp_path / "processed").rmdir()  # e.g. someone tidying the data folder
+    (tmp_path / "processed").rmdir()
 
     assert reader._get("cpu") == {"n": 1}
