@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from queue import Empty
 from typing import Any
@@ -29,29 +30,37 @@ def options(folder: Path) -> dict[str, Any]:
     }
 
 
+@contextmanager
+def channel_pair(folder: Path, transport: Any) -> Iterator[list[Any]]:
+    """Two channels on one folder, as two processes (producer and consumer) would have."""
+    opened = [Connection(transport=transport, transport_options=options(folder)) for _ in range(2)]
+    try:
+        yield [connection.default_channel for connection in opened]
+    finally:
+        for connection in opened:
+            connection.release()
+
+
 @pytest.fixture
-def channels(tmp_path: Path) -> Iterator[Any]:
-    """Two channels on one folder, as a producer and a consumer process would have."""
-    opened = [Connection(transport=file_broker.Transport, transport_options=options(tmp_path))]
-    opened.append(Connection(transport=file_broker.Transport, transport_options=options(tmp_path)))
-    yield [connection.default_channel for connection in opened]
-    for connection in opened:
-        connection.release()
+def channels(tmp_path: Path) -> Iterator[list[Any]]:
+    with channel_pair(tmp_path, file_broker.Transport) as pair:
+        yield pair
 
 
-def reading_mid_write(module: Any, monkeypatch: pytest.MonkeyPatch, reader: Any) -> list[Any]:
-    """Make ``module``'s serialiser poll ``reader`` while a message is being put."""
+def mid_write(module: Any, monkeypatch: pytest.MonkeyPatch, look: Callable[[], Any]) -> list[Any]:
+    """Call ``look`` (another process's read) whenever ``module`` serialises what it is about
+    to write; what it saw, in order ("empty" for an empty queue)."""
     seen: list[Any] = []
     real = module.dumps
 
-    def dumps_and_poll(payload: Any) -> str:
+    def dumps_and_look(value: Any) -> str:
         try:
-            seen.append(reader._get("cpu"))
+            seen.append(look())
         except Empty:
             seen.append("empty")
-        return str(real(payload))
+        return str(real(value))
 
-    monkeypatch.setattr(module, "dumps", dumps_and_poll)
+    monkeypatch.setattr(module, "dumps", dumps_and_look)
     return seen
 
 
@@ -59,7 +68,7 @@ def test_a_reader_polling_while_a_message_is_written_sees_nothing_then_all_of_it
     channels: list[Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     writer, reader = channels
-    seen = reading_mid_write(file_broker, monkeypatch, reader)
+    seen = mid_write(file_broker, monkeypatch, lambda: reader._get("cpu"))
 
     writer._put("cpu", {"task": "ryla.render", "post": 7})
 
@@ -73,17 +82,11 @@ def test_kombus_own_transport_hands_the_reader_an_empty_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Why the transport exists: kombu creates the file before writing it (the CI failure).
-    connections = [
-        Connection(transport=filesystem.Transport, transport_options=options(tmp_path))
-        for _ in range(2)
-    ]
-    writer, reader = (connection.default_channel for connection in connections)
-    reading_mid_write(filesystem, monkeypatch, reader)
+    with channel_pair(tmp_path, filesystem.Transport) as (writer, reader):
+        mid_write(filesystem, monkeypatch, lambda: reader._get("cpu"))
 
-    with pytest.raises(ValueError):  # json.JSONDecodeError, raised inside the reader's poll
-        writer._put("cpu", {"task": "ryla.render"})
-    for connection in connections:
-        connection.release()
+        with pytest.raises(ValueError):  # json.JSONDecodeError, raised inside the reader's poll
+            writer._put("cpu", {"task": "ryla.render"})
 
 
 def test_one_message_goes_to_one_reader(channels: list[Any], tmp_path: Path) -> None:
@@ -149,24 +152,11 @@ def test_the_app_uses_it_without_a_server_and_not_with_redis(tmp_path: Path) -> 
         assert connection.transport_cls == "redis"
 
 
-def binding_mid_write(module: Any, monkeypatch: pytest.MonkeyPatch, reader: Any) -> list[Any]:
-    """Make ``module``'s serialiser read the exchange table through ``reader`` mid-bind."""
-    seen: list[Any] = []
-    real = module.dumps
-
-    def dumps_and_read(value: Any) -> str:
-        seen.append(reader.get_table("cpu"))
-        return str(real(value))
-
-    monkeypatch.setattr(module, "dumps", dumps_and_read)
-    return seen
-
-
 def test_a_process_starting_while_another_binds_reads_a_whole_table(
     channels: list[Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     binder, starter = channels
-    seen = binding_mid_write(file_broker, monkeypatch, starter)
+    seen = mid_write(file_broker, monkeypatch, lambda: starter.get_table("cpu"))
 
     binder._queue_bind("cpu", "cpu", None, "cpu")
     binder._queue_bind("cpu", "cpu", None, "cpu")  # again: nothing to write
@@ -178,25 +168,19 @@ def test_a_process_starting_while_another_binds_reads_a_whole_table(
 def test_kombus_own_bind_hands_a_starting_process_an_empty_table(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    connections = [
-        Connection(transport=filesystem.Transport, transport_options=options(tmp_path))
-        for _ in range(2)
-    ]
-    binder, starter = (connection.default_channel for connection in connections)
     real_lock, seen = filesystem.lock, []
+    with channel_pair(tmp_path, filesystem.Transport) as (binder, starter):
 
-    def starter_reads_first(file: Any, flags: int) -> None:
-        # The binder has created the table file and not yet locked it: the other process runs.
-        if not seen:
-            seen.append("read")
-            starter.get_table("cpu")
-        real_lock(file, flags)
+        def starter_reads_first(file: Any, flags: int) -> None:
+            # The binder has created the table file, not yet locked it: the other process runs.
+            if not seen:
+                seen.append("read")
+                starter.get_table("cpu")
+            real_lock(file, flags)
 
-    monkeypatch.setattr(filesystem, "lock", starter_reads_first)
-    with pytest.raises(ValueError):  # json: the table file was still empty
-        binder._queue_bind("cpu", "cpu", None, "cpu")
-    for connection in connections:
-        connection.release()
+        monkeypatch.setattr(filesystem, "lock", starter_reads_first)
+        with pytest.raises(ValueError):  # json: the table file was still empty
+            binder._queue_bind("cpu", "cpu", None, "cpu")
 
 
 def test_queues_bound_to_one_exchange_are_all_kept(channels: list[Any]) -> None:
