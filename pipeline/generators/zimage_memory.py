@@ -158,16 +158,16 @@ def stream(module: Any, device: torch.device, level: str) -> None:
 
 def place_pipeline(pipeline: Any, mode: MemoryMode, device: torch.device) -> None:
     """Put each component where the mode says; streamed ones get diffusers' offloading hooks."""
+    if mode in (MemoryMode.BALANCED, MemoryMode.LOW):  # the encoder is streamed in both
+        _table_on_host(pipeline.text_encoder)
     if mode is MemoryMode.FULL:
         pipeline.to(device)
     elif mode is MemoryMode.BALANCED:
         # The encoder runs once per prompt and the transformer 8 times: stream the encoder.
         pipeline.transformer.to(device)
         pipeline.vae.to(device)
-        _table_on_host(pipeline.text_encoder)
         stream(pipeline.text_encoder, device, "leaf_level")
     elif mode is MemoryMode.LOW:
-        _table_on_host(pipeline.text_encoder)
         for component in (pipeline.text_encoder, pipeline.transformer, pipeline.vae):
             stream(component, device, "block_level")
 
