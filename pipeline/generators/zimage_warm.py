@@ -132,9 +132,11 @@ def _set_up(
 def _warm_up(warm: WarmPipeline) -> tuple[float, CompileCounters]:
     """Run the plan's warm-up calls; their time and what compiled during them."""
     before, started = CompileCounters.now(), time.perf_counter()
+    # The calls reuse three captions: encode them once (a streamed encoder, once per call, would
+    # copy its weights in for every call).
+    encoded = warm.encode([prompt for call in warm.plan.warmup for prompt in call.prompts])
     for call in warm.plan.warmup:
         set_vae_tiling(warm.pipeline, call.width, call.height)
-        encoded = warm.encode(list(call.prompts))
         run_pipeline(
             warm,
             [encoded[prompt] for prompt in call.prompts],
