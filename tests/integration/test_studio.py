@@ -20,7 +20,7 @@ from admin.access import create_token, create_user
 from models import Influencer, Post, PostStatus, Role, TokenScope, utcnow
 from pipeline.db import session_scope
 from tests.conftest import add_influencer, add_post
-from tests.integration.conftest import Backend, Processes, free_port
+from tests.integration.conftest import Backend, Processes, free_port, missing
 from tests.integration.test_chain import wait_for
 
 pytestmark = pytest.mark.integration
@@ -84,10 +84,7 @@ def test_an_integration_runs_a_post_through_the_api_with_a_token(
 
 def _browser() -> object:
     if not Path(CHROMIUM).is_file():
-        message = f"{CHROMIUM} is missing: apt-get install -y chromium (see .ci/run)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        missing(f"{CHROMIUM} is missing: apt-get install -y chromium (see .ci/run)")
     from playwright.sync_api import sync_playwright
 
     return sync_playwright()
