@@ -117,7 +117,9 @@ class RuleBroken(RylaError, RuntimeError):
     """
 
     def __init__(self, rule_id: int | None, reason: str) -> None:
-        super().__init__(f"rule {rule_id} cannot be planned: {reason}")
+        # rule_id None: the calendar's own settings (its formats) are what cannot be planned.
+        whole = reason if rule_id is None else f"rule {rule_id} cannot be planned: {reason}"
+        super().__init__(whole)
         self.rule_id = rule_id
         self.reason = reason
 

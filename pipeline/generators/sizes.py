@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from pipeline.errors import RenderError
+
 __all__ = ["NATIVE_SIZES", "native_size"]
 
 # format -> (width, height); ratio error against the target format is under 1 %.
@@ -25,6 +27,6 @@ def native_size(formats: Sequence[str]) -> tuple[int, int]:
     try:
         return NATIVE_SIZES[formats[0]]
     except KeyError:
-        raise ValueError(
+        raise RenderError(
             f"unknown format {formats[0]!r}: choose from {', '.join(NATIVE_SIZES)}"
         ) from None

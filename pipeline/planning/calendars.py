@@ -129,10 +129,13 @@ def _plannable(
     try:
         return plan()
     except RuleBroken as exc:
+        option, field = (f"--rule {exc.rule_id}", "rule_id")
+        if exc.rule_id is None:
+            option, field = "--format …", "formats"
         raise InputError(
             f"calendar {calendar.name!r} cannot be planned: {exc}; fix it with "
-            f"`ryla calendar edit {influencer.handle} {calendar.name} --rule {exc.rule_id}`",
-            field="rule_id",
+            f"`ryla calendar edit {influencer.handle} {calendar.name} {option}`",
+            field=field,
         ) from None
 
 

@@ -25,6 +25,7 @@ from pipeline.planning.rotation import pick_caption, rotate
 from pipeline.planning.slots import insert_slots
 from pipeline.planning.times import local_label, resolve_local, zone
 from pipeline.planning.walls import advance_anchor, rule_walls
+from pipeline.validation import check_formats
 
 __all__ = [
     "EXPAND_EVERY",
@@ -110,6 +111,10 @@ def slot_rows(
     With ``now``, each RRULE's anchor is first moved up behind it. Raises ``RuleBroken``
     naming the first rule that cannot be expanded.
     """
+    try:
+        check_formats(calendar.formats)
+    except Exception as exc:  # stored before today's checks, or by hand: the calendar's own
+        raise RuleBroken(None, f"the calendar's formats: {_reason(exc)}") from exc
     rows = []
     for rule in rules:
         try:
@@ -216,11 +221,9 @@ def expand_due_calendars(
         .where(
             ContentCalendar.active.is_(True),
             Influencer.active.is_(True),
-            or_(
-                ContentCalendar.expand_at.is_(None),
-                ContentCalendar.expand_at <= now,
-                ContentCalendar.planned_until.is_(None),
-            ),
+            # A calendar that never planned and is marked broken waits like the others: its
+            # expand_at says when it is tried again (a new or edited one has none).
+            or_(ContentCalendar.expand_at.is_(None), ContentCalendar.expand_at <= now),
         )
         .order_by(ContentCalendar.expand_at.is_not(None), ContentCalendar.expand_at)
         .limit(limit)

@@ -25,6 +25,7 @@ from models import (
     PublishAttempt,
     UTCDateTime,
 )
+from pipeline.errors import RenderError
 from pipeline.generators.sizes import native_size
 from pipeline.settings import Settings
 from pipeline.steps.moves import RUN_PREFIX, STEP_STATUS, Step, move_many, new_token
@@ -307,6 +308,9 @@ def _with_batch_keys(session: Session, claimed: list[Dispatch]) -> list[Dispatch
     )
     keys = {}
     for post_id, formats, lora, scale in rows:
-        width, height = native_size(formats)
+        try:
+            width, height = native_size(formats)
+        except RenderError:  # stored by hand: the post goes alone and fails saying why
+            continue
         keys[post_id] = f"{width}x{height}|{lora or '-'}|{scale:g}"
     return [replace(d, batch_key=keys.get(d.post_id, "")) for d in claimed]

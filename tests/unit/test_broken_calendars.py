@@ -72,8 +72,69 @@ def test_one_broken_calendar_does_not_stop_the_others(
         NOW + EXPAND_EVERY,  # tried again within the hour, in case a fix was deployed
         None,
     )
+    tick(session, settings=settings, now=NOW + timedelta(seconds=15))  # the next tick
+    assert broken.expand_at == NOW + EXPAND_EVERY  # not tried again: an hour, not every tick
     later = tick(session, settings=settings, now=NOW + EXPAND_EVERY)
     assert later.planned >= 0 and session.get_one(ContentCalendar, ids["ana/rr"]).broken_at == NOW
+    assert broken.expand_at == NOW + 2 * EXPAND_EVERY
+
+
+def _break_formats(session: Session, calendar_id: int, formats: Any) -> None:
+    session.execute(
+        update(ContentCalendar).where(ContentCalendar.id == calendar_id).values(formats=formats)
+    )
+    session.expire_all()
+
+
+def test_a_calendar_with_an_unknown_format_is_marked_broken_and_the_others_planned(
+    session: Session, settings: Settings
+) -> None:
+    ids = _calendars(session, settings)
+    _break_formats(session, ids["ana/main"], ["feed_sqaure"])
+    report = tick(session, settings=settings, now=NOW)
+    assert report.planned == 4 + 2
+    assert _planned(session, ids["ana/main"]) == 0
+    broken = session.get_one(ContentCalendar, ids["ana/main"])
+    assert broken.broken_reason is not None
+    assert broken.broken_reason.startswith("the calendar's formats: unknown format 'feed_sqaure'")
+    with pytest.raises(InputError) as caught:  # an edit of something else names the fix
+        edit_calendar(
+            session=session, handle="ana", name="main", rule=RuleIn(times="10:00"),
+            settings_in=CalendarSettingsIn(), rule_id=None, settings=settings, now=NOW,
+        )  # fmt: skip
+    assert str(caught.value).endswith("`ryla calendar edit ana main --format …`")
+    assert caught.value.field == "formats"
+    edit_calendar(
+        session=session, handle="ana", name="main", rule=RuleIn(),
+        settings_in=CalendarSettingsIn(formats=["feed_square"]), rule_id=None,
+        settings=settings, now=NOW,
+    )  # fmt: skip
+    assert broken.broken_reason is None
+    tick(session, settings=settings, now=NOW)
+    formats = session.scalars(select(Post.formats).where(Post.calendar_id == ids["ana/main"]))
+    assert set(map(tuple, formats)) == {("feed_square",)}
+
+
+def test_a_post_with_an_unknown_format_does_not_stop_the_tick(
+    session: Session, settings: Settings
+) -> None:
+    """A post row written by hand: the others are claimed; it goes alone and fails at generate."""
+    ids = _calendars(session, settings)
+    tick(session, settings=settings, now=NOW)
+    first = {
+        cid: session.scalar(
+            select(Post).where(Post.calendar_id == cid).order_by(Post.publish_at).limit(1)
+        )
+        for cid in (ids["ana/main"], ids["bo/main"])
+    }
+    bad, good = first[ids["ana/main"]], first[ids["bo/main"]]
+    assert bad is not None and good is not None
+    bad.formats = ["feed_sqaure"]
+    good.generate_at = bad.generate_at  # both due at the same tick
+    session.flush()
+    report = tick(session, settings=settings, now=bad.generate_at)
+    keys = {d.post_id: d.batch_key for d in report.dispatches}
+    assert keys[bad.id] == "" and keys[good.id].startswith("896x1120|")
 
 
 def test_the_list_shows_a_broken_calendar_and_why(session: Session, settings: Settings) -> None:
