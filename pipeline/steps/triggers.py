@@ -7,6 +7,7 @@ Each checks the post's state first and says, in one line, why a request does not
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
@@ -58,7 +59,7 @@ def trigger(
         )
     if step is not Step.PUBLISH:
         _supersede_open_attempt(session, post, now)
-    (dispatch,) = claim(
+    claimed = claim(
         session,
         [post_id],
         step=step,
@@ -67,6 +68,12 @@ def trigger(
         grace_seconds=settings.claim_grace_seconds,
         actor=actor,
     )
+    if not claimed:  # the beat or a worker moved it since it was read
+        raise InputError(
+            f"post {post_id} is {_status_now(session, post_id)} now: it moved on while "
+            f"{step} was asked; look at it with `ryla post show {post_id}`"
+        )
+    (dispatch,) = claimed
     # New images need a new approval; a person's retry starts with fresh tries.
     reset: dict[str, object] = {"attempts": 0}
     if step is not Step.PUBLISH:
@@ -113,20 +120,27 @@ def _supersede_open_attempt(session: Session, post: Post, now: datetime) -> None
 def approve(
     session: Session, post_id: int, *, settings: Settings, now: datetime, actor: str
 ) -> list[Dispatch]:
-    post = _post(session, post_id)
-    if post.status is not S.AWAITING_APPROVAL:
-        raise InputError(
-            f"post {post_id} is {post.status}: only posts awaiting approval can be approved"
-        )
-    move(
-        session,
-        post_id,
-        expected=S.AWAITING_APPROVAL,
-        to=S.APPROVED,
-        actor=actor,
-        values={"approved_at": now},
-    )
+    _decide(session, post_id, "approved", to=S.APPROVED, actor=actor, values={"approved_at": now})
     return claim_due(session, settings=settings, now=now, post_id=post_id, actor=actor)
+
+
+def _decide(session: Session, post_id: int, verb: str, **move_args: Any) -> None:
+    """Move a post awaiting approval, or say what it is now: the state read first may be stale
+    (an approve and a reject at once), so only the conditional move decides."""
+    post = _post(session, post_id)
+    if post.status is S.AWAITING_APPROVAL and move(
+        session, post_id, expected=S.AWAITING_APPROVAL, **move_args
+    ):
+        return
+    raise InputError(
+        f"post {post_id} is {_status_now(session, post_id)}: only posts awaiting approval "
+        f"can be {verb}"
+    )
+
+
+def _status_now(session: Session, post_id: int) -> PostStatus:
+    """The committed state, not the one this session loaded before another writer moved it."""
+    return session.execute(select(Post.status).where(Post.id == post_id)).scalar_one()
 
 
 def cancel(session: Session, post_id: int, *, actor: str, reason: str = "") -> None:
@@ -146,7 +160,8 @@ def cancel(session: Session, post_id: int, *, actor: str, reason: str = "") -> N
         detail=reason,
         values={"lease_owner": None, "lease_expires_at": None},
     ):
-        raise InputError(f"post {post_id} is {post.status} and can no longer be cancelled")
+        status = _status_now(session, post_id)
+        raise InputError(f"post {post_id} is {status} and can no longer be cancelled")
 
 
 MAX_NOTE_CHARS = 1000
@@ -154,21 +169,16 @@ MAX_NOTE_CHARS = 1000
 
 def reject(session: Session, post_id: int, *, note: str, actor: str) -> None:
     """A person turned the post down: it will not go out; the note says why."""
-    post = _post(session, post_id)
     note = note.strip()
     if not note or len(note) > MAX_NOTE_CHARS:
         raise InputError(
             f"note of {len(note)} characters: say in 1-{MAX_NOTE_CHARS} characters why "
             "the post is rejected"
         )
-    if post.status is not S.AWAITING_APPROVAL:
-        raise InputError(
-            f"post {post_id} is {post.status}: only posts awaiting approval can be rejected"
-        )
-    move(
+    _decide(
         session,
         post_id,
-        expected=S.AWAITING_APPROVAL,
+        "rejected",
         to=S.CANCELLED,
         actor=actor,
         detail=f"rejected: {note}",
@@ -198,10 +208,23 @@ def edit_caption(session: Session, post_id: int, *, text: str, actor: str) -> No
         check_caption(text, alt_text=post.alt_text)
     except CaptionError as exc:
         raise InputError(str(exc)) from None
+    if doubt := attempt_in_doubt(session, post_id):
+        raise InputError(
+            f"post {post_id} may already be on Instagram (container {doubt.publish_requested} "
+            "was sent for publishing): its caption cannot change now; let that publish settle "
+            f"(`ryla post show {post_id}`)"
+        )
     values: dict[str, object] = {"caption_text": text}
     if post.status in _CAPTION_EDITABLE:
         values["caption"] = text
-    session.execute(update(Post).where(Post.id == post_id).values(values))
+    edited = session.execute(
+        update(Post).where(Post.id == post_id, Post.status == post.status).values(values)
+    )
+    if edited.rowcount != 1:  # type: ignore[attr-defined]  # claimed or moved meanwhile
+        raise InputError(
+            f"post {post_id} is {_status_now(session, post_id)} now: it moved on while its "
+            f"caption was edited; look at it with `ryla post show {post_id}` and try again"
+        )
     # Not a move: the audit row keeps the state and says what changed.
     session.execute(
         insert(PostEvent).values(
