@@ -11,9 +11,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, File, Path, Request, UploadFile
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from admin.access import Principal
-from admin.studio.core import editor, input_errors, reader, studio_of
+from admin.studio.core import Studio, editor, input_errors, reader, studio_of
 from admin.studio.schemas import (
     CalendarIn,
     CalendarOut,
@@ -222,7 +223,7 @@ def add_calendar_route(
     studio = studio_of(request)
     rule, settings_in = rule_of(body)
     with input_errors(list(CalendarIn.model_fields)), studio.session() as session:
-        add_rule(
+        calendar, _created = add_rule(
             session=session,
             handle=body.handle,
             calendar_name=body.name,
@@ -233,8 +234,7 @@ def add_calendar_route(
             now=studio.clock(),
         )
         session.flush()
-        rows = list_calendars(session, handle=body.handle, now=studio.clock())
-    return CalendarOut(**vars(next(r for r in rows if r.name == body.name)))
+        return _calendar_out(session, studio, body.handle, calendar.name)  # the name as stored
 
 
 @plan_router.patch("/calendars/{handle}/{name}", response_model=CalendarOut)
@@ -260,7 +260,12 @@ def edit_calendar_route(
             now=studio.clock(),
         )
         session.flush()
-        rows = list_calendars(session, handle=handle, now=studio.clock())
+        return _calendar_out(session, studio, handle, name)
+
+
+def _calendar_out(session: Session, studio: Studio, handle: str, name: str) -> CalendarOut:
+    """The calendar as the list shows it, read before the change commits."""
+    rows = list_calendars(session, handle=handle, now=studio.clock())
     return CalendarOut(**vars(next(r for r in rows if r.name == name)))
 
 

@@ -27,11 +27,12 @@ from admin.studio.api_plan import plan_router
 from admin.studio.api_posts import posts_router
 from admin.studio.api_status import status_router
 from admin.studio.core import InputProblem, Studio, reader
+from admin.studio.guard import Refused, RequestGuard, refusal_response
 from admin.studio.health import health_router, studio_health
 from admin.studio.media import media_router
 from admin.studio.metrics import metrics_router
 from admin.studio.pages import PAGE_ROUTERS, render_error
-from admin.studio.pages.render import TEMPLATES
+from admin.studio.pages.render import bare_error_page
 from models import utcnow
 from pipeline.db import make_engine, make_session_factory
 from pipeline.errors import InputError
@@ -105,6 +106,7 @@ def create_app(
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     _add_schema_route(app)
     _add_error_handlers(app)
+    app.add_middleware(RequestGuard)
     app.add_middleware(ServerTiming)
     return app
 
@@ -153,6 +155,10 @@ def _problem(field: str | None, message: str) -> JSONResponse:
 
 
 def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(Refused)
+    async def refused(request: Request, exc: Refused) -> Response:
+        return refusal_response(request, exc)
+
     @app.exception_handler(InputProblem)
     async def input_problem(request: Request, exc: InputProblem) -> Response:
         if _is_api(request):
@@ -204,7 +210,4 @@ def _database_away(request: Request) -> Response:
     headers = {"Retry-After": "10"}
     if _is_api(request):
         return JSONResponse({"detail": _AWAY}, status_code=503, headers=headers)
-    context = {"principal": None, "code": 503, "message": _AWAY, "path": request.url.path}
-    return TEMPLATES.TemplateResponse(
-        request, "error.html", context, status_code=503, headers=headers
-    )
+    return bare_error_page(request, 503, _AWAY, headers)

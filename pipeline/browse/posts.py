@@ -118,6 +118,8 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         micros, post_id = (int(part) for part in raw.split(":"))
+        if not 0 < post_id < 2**31:  # an id no row has: the database's integer would overflow
+            raise ValueError(post_id)
         return datetime.fromtimestamp(micros / 1_000_000, UTC), post_id
     except (ValueError, binascii.Error, OverflowError, OSError):
         raise InputError(
@@ -139,8 +141,16 @@ def _conditions(session: Session, filters: PostFilter) -> list[ColumnElement[boo
     if filters.needs_person:
         conditions.append(needs_person())
     for instant in (filters.start, filters.end):
-        if instant is not None and instant.tzinfo is None:
+        if instant is None:
+            continue
+        if instant.tzinfo is None:
             raise InputError(f"time {instant.isoformat()} has no zone: add an offset such as Z")
+        try:
+            instant.astimezone(UTC)  # how the database will compare it
+        except OverflowError:
+            raise InputError(
+                f"time {instant.isoformat()} is out of range: give one within years 1-9999 UTC"
+            ) from None
     if filters.start is not None:
         conditions.append(Post.publish_at >= filters.start)
     if filters.end is not None:

@@ -142,7 +142,12 @@ def _read_text(path: Path) -> str:
                 "a time (split the file)"
             )
         return path.read_text(encoding="utf-8-sig")  # a BOM from spreadsheet exports is fine
-    except (OSError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"{path.name!r} is not UTF-8 text (byte {exc.start + 1:,}): save it as UTF-8 "
+            "(CSV UTF-8 in spreadsheet apps) and import it again"
+        ) from None
+    except OSError as exc:
         raise InputError(f"cannot read {str(path)!r}: {exc}") from None
 
 

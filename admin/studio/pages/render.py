@@ -22,6 +22,7 @@ from pipeline.browse.posts import NEEDS_PERSON, needs_person
 __all__ = [
     "QUEUE_CAP",
     "TEMPLATES",
+    "bare_error_page",
     "form_of",
     "page",
     "render_error",
@@ -59,6 +60,17 @@ def page(request: Request, name: str, *, status_code: int = 200, **context: Any)
         "path": request.url.path,
     }
     return TEMPLATES.TemplateResponse(request, name, {**base, **context}, status_code=status_code)
+
+
+def bare_error_page(
+    request: Request, status_code: int, message: str, headers: dict[str, str] | None = None
+) -> HTMLResponse:
+    """The error page drawn without the database (nobody looked up): for a request refused
+    before any route, or while the database is away."""
+    context = {"principal": None, "code": status_code, "message": message, "path": request.url.path}
+    return TEMPLATES.TemplateResponse(
+        request, "error.html", context, status_code=status_code, headers=headers
+    )
 
 
 def render_error(request: Request, status_code: int, message: str) -> HTMLResponse:

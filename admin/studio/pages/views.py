@@ -59,12 +59,16 @@ def home(request: Request) -> Response:
     return RedirectResponse("/calendar", status_code=303)
 
 
+# The days a calendar page may show: its grid and its links a month either side stay in range.
+FIRST_DAY, LAST_DAY = date(1970, 1, 1), date(9998, 12, 31)
+
+
 @views_router.get("/calendar", response_class=HTMLResponse)
 def calendar_page(
     request: Request,
     handle: Handle = None,
     view: Literal["month", "week"] = "month",
-    day: date | None = None,
+    day: Annotated[date | None, Query(ge=FIRST_DAY, le=LAST_DAY)] = None,
     tz: Annotated[str, Query(max_length=64)] = "UTC",
 ) -> Response:
     signed_in(request)
