@@ -41,7 +41,7 @@ class MediaItem:
 @dataclass(frozen=True)
 class PublishRequest:
     post_id: int
-    attempt_id: str  # the idempotency key: one per attempt, stable across a resume
+    attempt_id: str  # one per attempt, stable across a resume
     handle: str
     caption: str
     alt_text: str
@@ -55,6 +55,13 @@ class PublishRequest:
     not_before: datetime | None = None
     # Media ids other posts of the account already hold: never this post's.
     known_media_ids: frozenset[str] = frozenset()
+    # One per post's images, kept by every attempt at them (a person's retry of a failed post
+    # too): a receiver that dedupes on it never posts them twice. Empty: the attempt id.
+    delivery_key: str = ""
+
+    @property
+    def idempotency_key(self) -> str:
+        return self.delivery_key or self.attempt_id
 
 
 @dataclass(frozen=True)

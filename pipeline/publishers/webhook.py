@@ -1,10 +1,11 @@
 """The webhook publisher: a signed JSON description of the post, POSTed to n8n, Make, Zapier or an
-in-house receiver, with the attempt id as the idempotency key; and the check receivers run.
+in-house receiver, with one idempotency key per post's images; and the check receivers run.
 
 Every request carries:
 
     Content-Type:      application/json
-    Idempotency-Key:   <attempt id>   (the same on every retry of one attempt: dedupe on it)
+    Idempotency-Key:   <key>   (the same on every retry and every attempt at these images, a
+                                person's publish of a failed post too: dedupe on it)
     X-Ryla-Signature:  t=<unix seconds>,v1=<hex HMAC-SHA256>
 
 where v1 is keyed with the target's signing key over the bytes ``<t>`` + ``.`` + ``<body>``.
@@ -72,7 +73,7 @@ class WebhookPublisher:
         body = json.dumps(build_payload(request), ensure_ascii=False, default=str).encode()
         headers = {
             "Content-Type": "application/json",
-            IDEMPOTENCY_HEADER: request.attempt_id,
+            IDEMPOTENCY_HEADER: request.idempotency_key,
             SIGNATURE_HEADER: sign_body(body, self._key, int(self.clock())),
         }
         try:
@@ -116,6 +117,7 @@ def build_payload(request: PublishRequest) -> dict[str, Any]:
     return {
         "event": "post.publish",
         "attempt_id": request.attempt_id,
+        "idempotency_key": request.idempotency_key,
         "post_id": request.post_id,
         "handle": request.handle,
         "media_type": request.media_type,

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from models import AttemptStatus, Post, PostStatus, PublishTarget
+from models import AttemptStatus, Post, PostStatus, PublishAttempt, PublishTarget
 from pipeline.db import session_scope
 from pipeline.errors import (
     AuthExpired,
@@ -70,15 +70,29 @@ def settle_failure(rt: Runtime, step: Step, post_id: int, run_id: str, exc: Exce
         )
         # Only the run that still holds the lease may close the attempt or flag the target:
         # a run that lost it must not touch what its successor is using.
-        if moved and step is Step.PUBLISH and to in (S.FAILED, S.UNKNOWN):
+        attempt = open_attempt(session, post_id) if moved and step is Step.PUBLISH else None
+        if attempt is not None and _closes(attempt, to, exc):
             status = AttemptStatus.UNKNOWN if to is S.UNKNOWN else AttemptStatus.FAILED
-            if attempt := open_attempt(session, post_id):
-                finish_attempt(session, attempt.id, status=status, now=now, error=message)
+            finish_attempt(session, attempt.id, status=status, now=now, error=message)
         if moved and reauth is not None:
             reauth.needs_reauth = True
     step_failed(run_id, to=to, exc=exc, moved=moved)
     level = logging.ERROR if to in (S.FAILED, S.UNKNOWN) else logging.WARNING
     log.log(level, "post %s: %s -> %s%s", post_id, message, to, "" if moved else " (lease lost)")
+
+
+def _closes(attempt: PublishAttempt, to: PostStatus, exc: Exception) -> bool:
+    """Whether the post's open attempt ends with this failure.
+
+    It ends with the post (failed, unknown), and also when the post waits for a person (a
+    target to re-authorise) before its media_publish was sent: an open attempt exempts a post
+    from going stale, so one left open would publish it however late the person came, days of
+    held posts at once. Closed, the post is ``missed`` past the grace window like any other;
+    within it, the next try starts a fresh attempt.
+    """
+    if to in (S.FAILED, S.UNKNOWN):
+        return True
+    return isinstance(exc, AuthExpired | TargetUnusable) and attempt.publish_requested is None
 
 
 def failure_move(

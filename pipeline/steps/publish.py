@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlalchemy import select
@@ -126,7 +126,11 @@ def prepare_publish(
         raise PermanentPublishError(
             f"post {post.id} has no rendered images: run `ryla post generate {post.id}` first"
         )
-    request = _request(session, post, attempt, media)
+    # The first attempt's id (a uuid: unique across databases) and the images' generation.
+    first = attempts[0] if attempts else attempt
+    request = replace(
+        _request(session, post, attempt, media), delivery_key=f"{first.id}-g{post.generation}"
+    )
     already = PublishResult(done.external_id or "") if done else None
     return PublishJob(request, target.id if target else None, kind, already)
 

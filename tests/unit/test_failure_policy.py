@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from models import AttemptStatus, Post, PostStatus, PublishAttempt
 from pipeline.db import session_scope
 from pipeline.errors import (
+    AuthExpired,
     PermanentPublishError,
     Throttled,
     TransientPublishError,
@@ -22,8 +23,10 @@ from pipeline.errors import (
 from pipeline.publishers.base import Checkpoint, PublishRequest, PublishResult
 from pipeline.settings import Settings
 from pipeline.steps.claims import Dispatch
+from pipeline.steps.moves import Step
 from pipeline.steps.runtime import Runtime
 from pipeline.steps.tick import reconcile_expired, tick
+from pipeline.steps.triggers import trigger
 from tests.conftest import NOW
 from tests.fakes.steps_kit import drain, first_tick, make_runtime, new_post, post_of
 
@@ -236,3 +239,68 @@ def test_success_and_the_move_to_published_commit_together(
     post = post_of(factory, post_id)
     assert (post.status, post.external_id) == (S.PUBLISHED, "m-1")
     assert attempt_status(factory) is AttemptStatus.SUCCEEDED
+
+
+def _unusable(target: object) -> ScriptedPublisher:
+    raise ValueError("secrets the key cannot open")
+
+
+def test_posts_held_for_a_target_a_person_must_fix_go_missed_past_the_grace_window(
+    settings: Settings, factory: sessionmaker[Session], influencer_id: int
+) -> None:
+    """Days of posts never pile up behind a broken target to go out at once when it is fixed."""
+    new_post(factory)
+    rt = make_runtime(settings, factory)
+    rt.publisher_factory = _unusable  # type: ignore[assignment]
+    post = publish_once(rt, settings, factory)
+    assert post.status is S.READY and "cannot open" in (post.last_error or "")
+    assert attempt_status(factory) is AttemptStatus.FAILED  # nothing was sent: nothing to resume
+    within = NOW + timedelta(seconds=settings.grace_seconds - 60)
+    again = first_tick_at(settings, factory, within)  # within the window: tried again
+    assert [d.post_id for d in again] == [post.id]
+    drain(rt, again)  # and held again, its attempt closed again
+    assert post_of(factory, post.id).status is S.READY
+    assert first_tick_at(settings, factory, NOW + timedelta(days=3)) == []
+    assert post_of(factory, post.id).status is S.MISSED
+
+
+def test_an_expired_token_after_the_publish_was_sent_keeps_the_attempt_to_resume(
+    settings: Settings, factory: sessionmaker[Session], influencer_id: int
+) -> None:
+    new_post(factory)
+    expired = AuthExpired("Instagram: token expired (code 190)")
+    rt = make_runtime(settings, factory, publisher=ScriptedPublisher([expired], reach="sent"))
+    post = publish_once(rt, settings, factory)
+    assert post.status is S.READY
+    assert attempt_status(factory) is AttemptStatus.STARTED  # may be out: asked again, never lost
+
+
+def test_a_persons_publish_of_a_failed_post_keeps_its_idempotency_key(
+    settings: Settings, factory: sessionmaker[Session], influencer_id: int
+) -> None:
+    """A webhook whose answers were lost may have posted it: the receiver must see one key."""
+    post_id = new_post(factory)
+    keys: list[str] = []
+    errors: list[Exception] = [TransientPublishError("HTTP 504") for _ in range(9)]
+    scripted = ScriptedPublisher(errors)
+    original = scripted.publish
+
+    def recording(request: PublishRequest, checkpoint: Checkpoint) -> PublishResult:
+        keys.append(request.idempotency_key)
+        return original(request, checkpoint)
+
+    scripted.publish = recording  # type: ignore[method-assign]
+    rt = make_runtime(settings, factory, publisher=scripted)
+    for _ in range(settings.max_attempts):
+        post = publish_once(rt, settings, factory)
+    assert post.status is S.FAILED
+    scripted.errors.clear()
+    with session_scope(factory) as s:
+        dispatch = trigger(s, post_id, Step.PUBLISH, settings=settings, now=NOW, actor="ed")
+    drain(rt, [dispatch])
+    with factory() as s:
+        attempts = s.scalars(select(PublishAttempt).order_by(PublishAttempt.started_at)).all()
+    assert [a.status for a in attempts] == [AttemptStatus.FAILED, AttemptStatus.SUCCEEDED]
+    assert post_of(factory, post_id).status is S.PUBLISHED
+    assert set(keys) == {f"{attempts[0].id}-g{post.generation}"}
+    assert len(keys) == settings.max_attempts + 1

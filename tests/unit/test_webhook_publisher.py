@@ -1,4 +1,4 @@
-"""The webhook publisher: signed JSON, the attempt id as idempotency key, statuses classified.
+"""The webhook publisher: signed JSON, one idempotency key per post's images, statuses classified.
 
 The receiver is an httpx.MockTransport: nothing leaves the process.
 """
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 
 import httpx
 import pytest
@@ -39,7 +40,7 @@ def request() -> PublishRequest:
     return publish_request(media_item("https://media.example.test/media/posts/7/a.jpg?sig=x", data))
 
 
-def test_post_is_sent_as_signed_json_with_the_attempt_id_as_idempotency_key() -> None:
+def test_post_is_sent_as_signed_json_with_its_idempotency_key() -> None:
     seen: list[httpx.Request] = []
 
     def receiver(req: httpx.Request) -> httpx.Response:
@@ -50,7 +51,8 @@ def test_post_is_sent_as_signed_json_with_the_attempt_id_as_idempotency_key() ->
 
     [sent] = seen
     body = json.loads(sent.content)
-    assert sent.headers[IDEMPOTENCY_HEADER] == request().attempt_id
+    assert sent.headers[IDEMPOTENCY_HEADER] == request().idempotency_key == request().attempt_id
+    assert body["idempotency_key"] == request().attempt_id  # no delivery key given: the attempt's
     assert sent.headers["content-type"] == "application/json"
     assert verify_signature(sent.content, sent.headers[SIGNATURE_HEADER], KEY, now=NOW)
     assert body["post_id"] == 7 and body["handle"] == "lisbon.lena"
@@ -122,6 +124,17 @@ def test_a_retry_sends_the_same_idempotency_key() -> None:
         hook.publish(request(), CheckpointLog())
     hook.publish(request(), CheckpointLog())
     assert keys == [request().attempt_id] * 2
+
+
+def test_the_delivery_key_is_sent_when_the_request_has_one() -> None:
+    keys: list[str] = []
+
+    def receiver(req: httpx.Request) -> httpx.Response:
+        keys.append(req.headers[IDEMPOTENCY_HEADER])
+        return httpx.Response(200)
+
+    publisher(receiver).publish(replace(request(), delivery_key="first-g2"), CheckpointLog())
+    assert keys == ["first-g2"]
 
 
 def test_images_without_public_urls_are_refused_before_sending() -> None:
