@@ -18,7 +18,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Mapped, Session
 
 from models import ApiToken, LoginAttempt, Role, StudioSession, TokenScope, User
-from pipeline.errors import InputError
+from pipeline.errors import InputError, NotFound
 
 __all__ = [
     "FAILURES_PER_CLIENT",
@@ -108,7 +108,9 @@ def create_user(*, session: Session, username: str, password: str, role: Role) -
 def _user(session: Session, username: str) -> User:
     user = session.scalars(select(User).where(User.username == username)).first()
     if user is None:
-        raise InputError(f"unknown user {username!r}: list them with `ryla user list`")
+        raise NotFound(
+            f"unknown user {username!r}: list them with `ryla user list`", field="username"
+        )
     return user
 
 
@@ -229,7 +231,9 @@ def list_tokens(session: Session) -> list[tuple[ApiToken, str]]:
 def revoke_token(*, session: Session, token_id: int, now: datetime) -> ApiToken:
     token = session.get(ApiToken, token_id)
     if token is None:
-        raise InputError(f"unknown token {token_id}: list them with `ryla token list`")
+        raise NotFound(
+            f"unknown token {token_id}: list them with `ryla token list`", field="token_id"
+        )
     token.revoked_at = token.revoked_at or now
     return token
 

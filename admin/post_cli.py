@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from admin.context import CliContext, split_values
 from models import Influencer, Post, PostEvent, utcnow
-from pipeline.errors import InputError
+from pipeline.errors import NotFound
 from pipeline.generators.sizes import NATIVE_SIZES
 from pipeline.observe.logs import zoned
 from pipeline.planning.influencers import (
@@ -214,7 +214,9 @@ def post_show(obj: CliContext, post_id: int) -> None:
     with obj.session() as session:
         found = session.get(Post, post_id)
         if found is None:
-            raise InputError(f"unknown post {post_id}: list posts with `ryla status`")
+            raise NotFound(
+                f"unknown post {post_id}: list posts with `ryla status`", field="post_id"
+            )
         made = image_provenance(session, found)
         makers = ", ".join(made.generators) + (" (placeholders)" if made.placeholders else "")
         for label, value in (

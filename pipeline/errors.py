@@ -54,6 +54,7 @@ __all__ = [
     "LeaseLost",
     "MediaUrlError",
     "NotDelivered",
+    "NotFound",
     "NotifyError",
     "OutcomeUnknown",
     "PermanentError",
@@ -95,6 +96,11 @@ class InputError(RylaError, ValueError):
     def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(message)
         self.field = field
+
+
+class NotFound(InputError):
+    """What the input names does not exist (an influencer, a post, a target …): the API answers
+    404 when the name is in the URL's path, 422 when it is a value in the body or query."""
 
 
 class ScheduleError(InputError):

@@ -26,7 +26,7 @@ from admin.access import Principal
 from admin.studio.api_plan import plan_router
 from admin.studio.api_posts import posts_router
 from admin.studio.api_status import status_router
-from admin.studio.core import InputProblem, Studio, reader
+from admin.studio.core import InputProblem, Studio, problem_answer, problem_status, reader
 from admin.studio.guard import Refused, RequestGuard, refusal_response
 from admin.studio.health import health_router, studio_health
 from admin.studio.media import media_router
@@ -35,7 +35,7 @@ from admin.studio.pages import PAGE_ROUTERS, render_error
 from admin.studio.pages.render import bare_error_page
 from models import utcnow
 from pipeline.db import make_engine, make_session_factory
-from pipeline.errors import InputError
+from pipeline.errors import InputError, NotFound
 from pipeline.health import HealthCheck, database_unreachable
 from pipeline.settings import Settings, load_secret_key
 from pipeline.steps.claims import Dispatch
@@ -147,13 +147,6 @@ def _is_api(request: Request) -> bool:
     return request.url.path.startswith("/api/")
 
 
-def _problem(field: str | None, message: str) -> JSONResponse:
-    loc = ["body", field] if field else ["body"]
-    return JSONResponse(
-        {"detail": [{"loc": loc, "msg": message, "type": "value_error"}]}, status_code=422
-    )
-
-
 def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Refused)
     async def refused(request: Request, exc: Refused) -> Response:
@@ -162,14 +155,13 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(InputProblem)
     async def input_problem(request: Request, exc: InputProblem) -> Response:
         if _is_api(request):
-            return _problem(exc.field, exc.message)
-        return render_error(request, 422, exc.message)
+            return problem_answer(request, exc)
+        return render_error(request, problem_status(request, exc)[0], exc.message)
 
     @app.exception_handler(InputError)
     async def input_error(request: Request, exc: InputError) -> Response:
-        if _is_api(request):
-            return _problem(None, str(exc))
-        return render_error(request, 422, str(exc))
+        problem = InputProblem(str(exc), exc.field, missing=isinstance(exc, NotFound))
+        return await input_problem(request, problem)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> Response:

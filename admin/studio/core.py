@@ -16,12 +16,13 @@ from datetime import datetime
 from typing import Any, cast
 
 from fastapi import HTTPException, Request
+from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session, sessionmaker
 
 from admin.access import Principal, session_principal, token_principal
 from models import Role
 from pipeline.db import session_scope
-from pipeline.errors import InputError
+from pipeline.errors import InputError, NotFound
 from pipeline.settings import Settings
 from pipeline.steps.claims import Dispatch
 
@@ -36,6 +37,8 @@ __all__ = [
     "field_of",
     "input_errors",
     "principal_of",
+    "problem_answer",
+    "problem_status",
     "reader",
     "require",
     "studio_of",
@@ -124,6 +127,10 @@ def require(request: Request, role: Role) -> Principal:
 
 
 _WORDS = re.compile(r"[a-z]+")
+# Field names that are everyday words: a message naming them is not about them.
+_COMMON_WORDS = frozenset({"at", "to", "from", "note", "days", "state", "limit"})
+# The pipeline's names for fields the API spells otherwise.
+_API_NAMES = {"publish_at": "at", "default_hashtags": "hashtags"}
 
 
 def field_of(message: str, fields: Sequence[str], exc: Any = None) -> str | None:
@@ -132,13 +139,16 @@ def field_of(message: str, fields: Sequence[str], exc: Any = None) -> str | None
     ``times``, "lead time" for ``lead_minutes``)."""
     named = getattr(exc, "field", None)
     if isinstance(named, str) and named:
-        return named
+        return _API_NAMES.get(named, named) if _API_NAMES.get(named) in fields else named
     text = message.lower()
     words = set(_WORDS.findall(text))
     joined = "".join(text.split())
     for name in fields:
         parts = name.lower().split("_")
-        if " ".join(parts) in text or (len(parts) > 1 and "".join(parts) in joined):
+        if name.lower() in _COMMON_WORDS:  # "at", "to", "from" appear in any sentence
+            continue
+        phrase = re.search(rf"\b{re.escape(' '.join(parts))}\b", text)
+        if phrase or (len(parts) > 1 and "".join(parts) in joined):
             return name
         single = parts[0].removesuffix("s")
         if parts[0] in words or (len(single) > 3 and single in words):
@@ -149,12 +159,14 @@ def field_of(message: str, fields: Sequence[str], exc: Any = None) -> str | None
 
 
 class InputProblem(Exception):
-    """A pipeline ``InputError`` tied to the request field it is about (None: the whole body)."""
+    """A pipeline ``InputError`` tied to the request field it is about (None: the whole body);
+    ``missing``: what that field names does not exist."""
 
-    def __init__(self, message: str, field: str | None) -> None:
+    def __init__(self, message: str, field: str | None, *, missing: bool = False) -> None:
         super().__init__(message)
         self.message = message
         self.field = field
+        self.missing = missing
 
 
 @contextmanager
@@ -163,7 +175,29 @@ def input_errors(fields: Sequence[str]) -> Iterator[None]:
     try:
         yield
     except InputError as exc:
-        raise InputProblem(str(exc), field_of(str(exc), fields, exc)) from None
+        field = field_of(str(exc), fields, exc)
+        raise InputProblem(str(exc), field, missing=isinstance(exc, NotFound)) from None
+
+
+def problem_status(request: Request, problem: InputProblem) -> tuple[int, list[str]]:
+    """404 for a name in the URL's path that does not exist, else 422; and ``loc``: where the
+    field was sent (path, query or body)."""
+    field = problem.field
+    where = "body"
+    if field is not None and field in request.path_params:
+        where = "path"
+    elif field is not None and field in request.query_params:
+        where = "query"
+    status = 404 if problem.missing and where == "path" else 422
+    return status, [where, field] if field else [where]
+
+
+def problem_answer(request: Request, problem: InputProblem) -> JSONResponse:
+    """The API's 4xx, in FastAPI's validation-error shape."""
+    status, loc = problem_status(request, problem)
+    kind = "not_found" if status == 404 else "value_error"
+    body = {"detail": [{"loc": loc, "msg": problem.message, "type": kind}]}
+    return JSONResponse(body, status_code=status)
 
 
 def reader(request: Request) -> Principal:

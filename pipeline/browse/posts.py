@@ -28,7 +28,7 @@ from models import (
     PublishTarget,
 )
 from models.post import NEEDS_PERSON_SQL
-from pipeline.errors import InputError
+from pipeline.errors import InputError, NotFound
 from pipeline.planning.influencers import get_influencer
 from pipeline.steps.previews import image_provenance
 
@@ -338,7 +338,7 @@ def post_detail(session: Session, post_id: int) -> PostDetail:
     rows = post_rows(session, rows_query().where(Post.id == post_id))
     post = session.get(Post, post_id)
     if post is None or not rows:
-        raise InputError(f"unknown post {post_id}: list posts first")
+        raise NotFound(f"unknown post {post_id}: list posts first", field="post_id")
     made = image_provenance(session, post)  # what made the current images, as publishing sees it
     return PostDetail(
         row=rows[0],

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from models import Alert, ChannelKind, NotifyChannel
 from pipeline.crypto import decrypt_secrets, encrypt_secrets
-from pipeline.errors import InputError, SecretsError
+from pipeline.errors import InputError, NotFound, SecretsError
 from pipeline.notify.causes import CAUSES
 from pipeline.planning.times import zone
 from pipeline.settings import Settings, load_secret_key
@@ -161,7 +161,7 @@ def create_channel(
 def get_channel(session: Session, name: str) -> NotifyChannel:
     found = session.scalars(select(NotifyChannel).where(NotifyChannel.name == name)).first()
     if found is None:
-        raise InputError(f"unknown channel {name!r}: list them with `ryla notify list`")
+        raise NotFound(f"unknown channel {name!r}: list them with `ryla notify list`", field="name")
     return found
 
 

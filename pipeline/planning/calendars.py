@@ -21,7 +21,7 @@ from models import (
     PostStatus,
     SlotRule,
 )
-from pipeline.errors import InputError, RuleBroken
+from pipeline.errors import InputError, NotFound, RuleBroken
 from pipeline.planning.expand import horizon_of, mark_planned, slot_rows
 from pipeline.planning.frequency import SCHEDULE_COLUMNS, check_rule_frequency, draft_of
 from pipeline.planning.influencers import get_influencer, pick_character
@@ -72,8 +72,9 @@ def get_calendar(session: Session, handle: str, name: str) -> tuple[Influencer, 
         .execution_options(populate_existing=True)
     ).first()
     if calendar is None:
-        raise InputError(
-            f"unknown calendar {name!r} for {handle!r}: list them with `ryla calendar list`"
+        raise NotFound(
+            f"unknown calendar {name!r} for {handle!r}: list them with `ryla calendar list`",
+            field="name",
         )
     return influencer, calendar
 

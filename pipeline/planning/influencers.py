@@ -18,7 +18,7 @@ from models import (
     Influencer,
     SeedPolicy,
 )
-from pipeline.errors import InputError
+from pipeline.errors import InputError, NotFound
 from pipeline.planning.caption_limits import check_influencer_captions
 from pipeline.planning.frequency import MAX_POSTS_PER_DAY, check_daily_cap, influencer_rules
 from pipeline.planning.times import iana_zone
@@ -64,9 +64,10 @@ class InfluencerIn:
 def get_influencer(session: Session, handle: str) -> Influencer:
     influencer = session.scalars(select(Influencer).where(Influencer.handle == handle)).first()
     if influencer is None:
-        raise InputError(
+        raise NotFound(
             f"unknown influencer {handle!r}: list them with `ryla status` or add one "
-            "with `ryla influencer add`"
+            "with `ryla influencer add`",
+            field="handle",
         )
     return influencer
 
@@ -207,9 +208,10 @@ def pick_character(session: Session, influencer: Influencer, name: str | None) -
     if name:
         character = _character(session, influencer.id, name)
         if character is None:
-            raise InputError(
+            raise NotFound(
                 f"unknown character {name!r} for {influencer.handle!r}: add it with "
-                "`ryla character add`"
+                "`ryla character add`",
+                field="character",
             )
         return character
     first = session.scalars(

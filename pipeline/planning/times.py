@@ -131,7 +131,8 @@ def parse_when(text: str, tz: ZoneInfo, now: datetime) -> datetime:
             parsed = datetime.fromisoformat(text)
         except ValueError:
             raise ScheduleError(
-                f"malformed time {text[:40]!r}: use 'YYYY-MM-DD HH:MM' (local), 'now' or '+30m'"
+                f"malformed time {text[:40]!r}: use 'YYYY-MM-DD HH:MM' (local), 'now' or '+30m'",
+                field="publish_at",
             ) from None
         if not _FIRST_YEAR <= parsed.year <= _LAST_YEAR:
             raise OverflowError(parsed.year)
@@ -141,7 +142,8 @@ def parse_when(text: str, tz: ZoneInfo, now: datetime) -> datetime:
     except OverflowError:
         raise ScheduleError(
             f"time {text[:40]!r} is out of range: give a time in the coming months, "
-            "e.g. '+2h' or 'YYYY-MM-DD HH:MM'"
+            "e.g. '+2h' or 'YYYY-MM-DD HH:MM'",
+            field="publish_at",
         ) from None
 
 

@@ -19,7 +19,7 @@ from models import (
     TargetKind,
 )
 from pipeline.crypto import encrypt_secrets
-from pipeline.errors import InputError
+from pipeline.errors import InputError, NotFound
 from pipeline.planning.influencers import get_influencer
 from pipeline.publishers.tokens import token_dates
 from pipeline.settings import Settings, load_secret_key
@@ -94,7 +94,9 @@ def _validate(data: TargetIn) -> None:
 def get_target(session: Session, name: str) -> PublishTarget:
     target = session.scalars(select(PublishTarget).where(PublishTarget.name == name)).first()
     if target is None:
-        raise InputError(f"unknown publish target {name!r}: list them with `ryla target list`")
+        raise NotFound(
+            f"unknown publish target {name!r}: list them with `ryla target list`", field="name"
+        )
     return target
 
 

@@ -15,7 +15,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from models import AttemptStatus, Post, PostStatus, PublishAttempt, PublishTarget
-from pipeline.errors import InputError, PublishError
+from pipeline.errors import InputError, NotFound, PublishError
 from pipeline.publishers.base import Publisher, PublishRequest, Verdict, Verifier
 from pipeline.publishers.targets import resolve_target
 from pipeline.steps.attempts import attempt_in_doubt, known_media_ids
@@ -53,7 +53,7 @@ def resolve_unknown(
     """Ask the target about the post's last attempt, then record the outcome both agree on."""
     post = session.get(Post, post_id)
     if post is None:
-        raise InputError(f"unknown post {post_id}: list posts with `ryla status`")
+        raise NotFound(f"unknown post {post_id}: list posts with `ryla status`", field="post_id")
     doubt = attempt_in_doubt(session, post_id)
     # A failed post may be live too, when it failed before the rule that such posts never fail.
     if post.status is not S.UNKNOWN and not (post.status is S.FAILED and doubt is not None):

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from models import AttemptStatus, Post, PostEvent, PostStatus, PublishAttempt, can_move
 from pipeline.captions import MAX_CAPTION_CHARS, check_caption
-from pipeline.errors import CaptionError, InputError
+from pipeline.errors import CaptionError, InputError, NotFound
 from pipeline.settings import Settings
 from pipeline.steps.attempts import attempt_in_doubt
 from pipeline.steps.claims import Dispatch, claim, claim_due
@@ -41,7 +41,7 @@ TRIGGER_FROM: dict[Step, tuple[PostStatus, ...]] = {
 def _post(session: Session, post_id: int) -> Post:
     post = session.get(Post, post_id)
     if post is None:
-        raise InputError(f"unknown post {post_id}: list posts with `ryla status`")
+        raise NotFound(f"unknown post {post_id}: list posts with `ryla status`", field="post_id")
     return post
 
 

@@ -118,7 +118,7 @@ def test_rotation_is_the_same_plan_on_every_expansion(session: Session, influenc
     expand_due_calendars(session, now=NOW, horizon_days=14)
     plan = session.execute(select(Post.slot_key, Post.scene, Post.environment)).all()
     session.execute(delete(Post))
-    session.execute(update(ContentCalendar).values(planned_until=None))
+    session.execute(update(ContentCalendar).values(planned_until=None, expand_at=None))
     expand_due_calendars(session, now=NOW, horizon_days=14)
     assert session.execute(select(Post.slot_key, Post.scene, Post.environment)).all() == plan
     assert len({(s, e) for _, s, e in plan}) > 3  # it really rotates

@@ -76,3 +76,33 @@ def test_a_file_that_is_not_utf8_is_named_by_its_own_name(
     (problem,) = answer.json()["detail"]
     assert problem["msg"].startswith("'plan.csv' is not UTF-8 text (byte 19): save it as UTF-8")
     assert "/tmp" not in answer.text
+
+
+def test_a_name_in_the_path_that_does_not_exist_is_a_404(
+    app_client: TestClient, tokens: dict[str, str]
+) -> None:
+    headers = bearer(tokens["admin"])
+    for path, field in [
+        ("/api/v1/posts/999999", "post_id"),
+        ("/api/v1/calendars/mia/nothing/pause", "name"),
+        ("/api/v1/targets/nothing/check", "name"),
+    ]:
+        method = "GET" if path.startswith("/api/v1/posts/") else "POST"
+        answer = app_client.request(method, path, headers=headers)
+        assert answer.status_code == 404, (path, answer.text)
+        (problem,) = answer.json()["detail"]
+        assert (problem["loc"], problem["type"]) == (["path", field], "not_found"), path
+
+
+def test_a_value_that_names_nothing_is_a_422_at_the_field_it_was_sent_in(
+    app_client: TestClient, tokens: dict[str, str]
+) -> None:
+    headers = bearer(tokens["editor"])
+    sent = app_client.post("/api/v1/posts", json={"handle": "MIA", "at": "+5h30m"}, headers=headers)
+    assert sent.status_code == 422
+    assert sent.json()["detail"][0]["loc"] == ["body", "handle"]  # not "at" (in "status")
+    queried = app_client.get("/api/v1/posts?handle=nobody", headers=headers)
+    assert queried.status_code == 422
+    assert queried.json()["detail"][0]["loc"] == ["query", "handle"]
+    bad_at = app_client.post("/api/v1/posts", json={"handle": "mia", "at": "soon"}, headers=headers)
+    assert bad_at.json()["detail"][0]["loc"] == ["body", "at"]
