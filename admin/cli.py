@@ -147,11 +147,14 @@ def status(obj: CliContext, handle: str | None) -> None:
     Exits with status 1 when the database or the broker is unreachable.
     """
     from pipeline.generators import active_generator
+    from pipeline.planning.influencers import get_influencer
 
     report = _dependencies_of(obj)
     print_dependencies(report, obj.settings)
     if "database" not in report.unreachable:
         with obj.session() as session:
+            if handle is not None:
+                get_influencer(session, handle)  # an unknown one is an error, not "no posts"
             print_status(session, handle=handle)
             click.echo(f"\n{active_generator(obj.settings).line} [this machine]")
             print_image_makers(session)

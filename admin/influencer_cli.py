@@ -1,4 +1,4 @@
-"""``ryla influencer add|edit|pause|resume``: the accounts that post.
+"""``ryla influencer add|list|edit|pause|resume``: the accounts that post.
 
 Pausing holds every post where it is; resuming never floods (late slots become ``missed``).
 """
@@ -17,6 +17,7 @@ from pipeline.planning.holds import (
 from pipeline.planning.influencers import (
     InfluencerIn,
     create_influencer,
+    influencer_rows,
     set_daily_cap,
 )
 
@@ -24,6 +25,7 @@ __all__ = [
     "influencer",
     "influencer_add",
     "influencer_edit",
+    "influencer_list",
     "influencer_pause",
     "influencer_resume",
 ]
@@ -82,6 +84,25 @@ def influencer_add(
     with obj.session() as session:
         created = create_influencer(session=session, data=data)
         click.echo(f"influencer {created.handle} added (id {created.id}, {created.timezone})")
+
+
+@influencer.command("list")
+@click.pass_obj
+def influencer_list(obj: CliContext) -> None:
+    """Every influencer: handle, name, time zone, daily cap, paused or not, posts to come."""
+    with obj.session() as session:
+        rows = influencer_rows(session, now=utcnow())
+    if not rows:
+        click.echo("no influencers yet: add one with `ryla influencer add`")
+    for row in rows:
+        cap = row.cap if row.cap is not None else f"{obj.settings.max_posts_per_day} (default)"
+        flags = ", ".join(
+            f for f, on in (("paused", not row.active), ("approval", row.approval)) if on
+        )
+        click.echo(
+            f"{row.handle:<30} {row.name} · {row.timezone} · at most {cap} a day · "
+            f"{row.upcoming} post(s) to come{f' · {flags}' if flags else ''}"
+        )
 
 
 @influencer.command("edit")

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from models import Asset, AssetKind, ContentCalendar, Influencer, Post, PostStatus, utcnow
 from pipeline.health import HealthReport, redact_url
+from pipeline.planning.influencers import handle_key
 from pipeline.settings import Settings
 
 __all__ = [
@@ -35,7 +36,7 @@ def status_counts(session: Session, handle: str | None = None) -> dict[str, dict
         .group_by(Influencer.handle, Post.status)
     )
     if handle:
-        stmt = stmt.where(Influencer.handle == handle)
+        stmt = stmt.where(Influencer.handle == handle_key(handle))
     table: dict[str, dict[str, int]] = {}
     for name, status, count in session.execute(stmt):
         table.setdefault(name, {})[status.value] = count
@@ -83,7 +84,7 @@ def _print_upcoming(session: Session, handle: str | None, limit: int) -> None:
         .limit(limit)
     )
     if handle:
-        stmt = stmt.where(Influencer.handle == handle)
+        stmt = stmt.where(Influencer.handle == handle_key(handle))
     rows = session.execute(stmt).all()
     if rows:
         click.echo("\nnext up:")
@@ -100,7 +101,7 @@ def print_broken_calendars(session: Session, handle: str | None) -> None:
         .order_by(Influencer.handle, ContentCalendar.name)
     )
     if handle:
-        stmt = stmt.where(Influencer.handle == handle)
+        stmt = stmt.where(Influencer.handle == handle_key(handle))
     for name, calendar, reason in session.execute(stmt):
         click.echo(f"BROKEN calendar {name}/{calendar}: {reason} (see `ryla calendar list {name}`)")
 

@@ -18,7 +18,7 @@ from pipeline.browse.posts import (
     post_rows,
     rows_query,
 )
-from pipeline.planning.influencers import get_influencer
+from pipeline.planning.influencers import get_influencer, handle_key
 
 __all__ = ["ACTIONS", "QueueItem", "ReviewQueue", "TargetHealth", "review_queue", "target_health"]
 
@@ -90,7 +90,7 @@ def target_health(session: Session, *, handle: str | None = None) -> list[Target
         .order_by(PublishTarget.name)
     )
     if handle:
-        stmt = stmt.where(Influencer.handle == handle)
+        stmt = stmt.where(Influencer.handle == handle_key(handle))
     return [
         TargetHealth(
             target.name,

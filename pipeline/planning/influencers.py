@@ -10,12 +10,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from models import (
     Character,
     Influencer,
+    Post,
+    PostStatus,
     SeedPolicy,
 )
 from pipeline.errors import InputError, NotFound
@@ -36,10 +38,13 @@ from pipeline.validation import (
 __all__ = [
     "CharacterIn",
     "InfluencerIn",
+    "InfluencerRow",
     "check_daily_cap_value",
     "create_character",
     "create_influencer",
     "get_influencer",
+    "handle_key",
+    "influencer_rows",
     "pick_character",
     "set_daily_cap",
 ]
@@ -61,11 +66,18 @@ class InfluencerIn:
     max_posts_per_day: int | None = None  # None: the RYLA_MAX_POSTS_PER_DAY setting
 
 
+def handle_key(handle: str) -> str:
+    """Handles as stored and looked up: Instagram's ignore case, so ``Mia`` is ``mia``."""
+    return handle.strip().lower()
+
+
 def get_influencer(session: Session, handle: str) -> Influencer:
-    influencer = session.scalars(select(Influencer).where(Influencer.handle == handle)).first()
+    influencer = session.scalars(
+        select(Influencer).where(Influencer.handle == handle_key(handle))
+    ).first()
     if influencer is None:
         raise NotFound(
-            f"unknown influencer {handle!r}: list them with `ryla status` or add one "
+            f"unknown influencer {handle!r}: list them with `ryla influencer list` or add one "
             "with `ryla influencer add`",
             field="handle",
         )
@@ -81,8 +93,9 @@ def create_influencer(*, session: Session, data: InfluencerIn) -> Influencer:
         )
     with for_field("timezone"):
         iana_zone(data.timezone)
+    handle = handle_key(data.handle)
     influencer = Influencer(
-        handle=data.handle,
+        handle=handle,
         display_name=check_name("display name", data.display_name, field="display_name"),
         timezone=data.timezone,
         persona=check_text("persona", data.persona, field="persona", most=_MAX_ABOUT_CHARS),
@@ -93,9 +106,9 @@ def create_influencer(*, session: Session, data: InfluencerIn) -> Influencer:
         max_posts_per_day=check_daily_cap_value(data.max_posts_per_day),
     )
     check_influencer_captions(influencer)
-    if session.scalars(select(Influencer.id).where(Influencer.handle == data.handle)).first():
+    if session.scalars(select(Influencer.id).where(Influencer.handle == handle)).first():
         raise InputError(
-            f"influencer {data.handle!r} already exists: choose another handle", field="handle"
+            f"influencer {handle!r} already exists: choose another handle", field="handle"
         )
     fix = "choose another handle"
     with inserted_once(session, f"influencer {data.handle!r}", fix):
@@ -222,3 +235,43 @@ def pick_character(session: Session, influencer: Influencer, name: str | None) -
             f"{influencer.handle!r} has no character yet: add one with `ryla character add`"
         )
     return first
+
+
+@dataclass(frozen=True)
+class InfluencerRow:
+    handle: str
+    name: str
+    timezone: str
+    cap: int | None  # None: the setting's
+    active: bool
+    approval: bool
+    upcoming: int  # posts from now on that are not cancelled or missed
+
+
+def influencer_rows(session: Session, *, now: datetime) -> list[InfluencerRow]:
+    """Every influencer with how many of its posts are still to come, by handle."""
+    coming = (
+        select(Post.influencer_id, func.count().label("n"))
+        .where(
+            Post.publish_at >= now, Post.status.not_in([PostStatus.CANCELLED, PostStatus.MISSED])
+        )
+        .group_by(Post.influencer_id)
+        .subquery()
+    )
+    rows = session.execute(
+        select(Influencer, func.coalesce(coming.c.n, 0))
+        .outerjoin(coming, coming.c.influencer_id == Influencer.id)
+        .order_by(Influencer.handle)
+    )
+    return [
+        InfluencerRow(
+            handle=i.handle,
+            name=i.display_name,
+            timezone=i.timezone,
+            cap=i.max_posts_per_day,
+            active=i.active,
+            approval=i.approval_required,
+            upcoming=int(n),
+        )
+        for i, n in rows
+    ]

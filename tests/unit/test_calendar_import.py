@@ -108,8 +108,8 @@ def test_every_bad_row_is_listed_and_nothing_is_imported(
         "row 2 (line 3, rule): malformed rrule 'FREQ=DAILY;BYHOUR=99': hour must be in 0..23",
         "row 3 (line 4, post): malformed time 'yesterday-ish': use 'YYYY-MM-DD HH:MM' (local),"
         " 'now' or '+30m'",
-        "row 4 (line 5, rule): unknown influencer 'nobody': list them with `ryla status` or add"
-        " one with `ryla influencer add`",
+        "row 4 (line 5, rule): unknown influencer 'nobody': list them with `ryla influencer list`"
+        " or add one with `ryla influencer add`",
         "row 5 (line 6, rule): malformed time '25:00': use 24-hour HH:MM, e.g. 09:00 or 18:30",
         "row 6 (line 7, post): lead_minutes 'abc' is not a whole number",
         "row 7 (line 8, rule): calendar 'main' already has this schedule (rule 1): change that"
