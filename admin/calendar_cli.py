@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import click
 
-from admin.context import BadInput, CliContext, given_values
+from admin.context import ROW_ID, BadInput, CliContext, given_values
 from models import utcnow
 from pipeline.generators.sizes import NATIVE_SIZES
 from pipeline.planning.calendars import add_rule, edit_calendar, list_calendars
@@ -127,7 +127,7 @@ def calendar_add(
 @calendar.command("edit")
 @click.argument("handle")
 @click.argument("name")
-@click.option("--rule", "rule_id", type=int, default=None, help="Rule id (see `calendar list`).")
+@click.option("--rule", "rule_id", type=ROW_ID, default=None, help="Rule id (see `calendar list`).")
 @_rule_options
 @click.pass_obj
 def calendar_edit(

@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 from pydantic import ValidationError
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DatabaseError, IntegrityError
 
 from admin.calendar_cli import calendar
 from admin.character_cli import character
@@ -28,6 +28,7 @@ from admin.status_health import print_health
 from admin.target_cli import target
 from admin.user_cli import token, user
 from admin.workers_cli import workers
+from migrations import database_problem
 from models import utcnow
 from pipeline.errors import InputError, PromptError
 from pipeline.health import HealthReport
@@ -79,6 +80,18 @@ class RylaGroup(click.Group):
                 f"it already exists ({clash}): another command added the same thing at the same "
                 "moment; run yours again to see where it stands"
             ) from None
+        except OSError as exc:
+            if exc.filename is None:
+                raise
+            raise BadInput(
+                f"cannot use {exc.filename}: {exc.strerror or type(exc).__name__}: check the path "
+                "(--data-dir, RYLA_DATA_DIR, --out) exists as a folder and may be written"
+            ) from None
+        except DatabaseError as exc:
+            problem = database_problem(exc)
+            if problem is None:
+                raise
+            raise BadInput(problem) from None
         except click.Abort:
             if sys.stdin is not None and sys.stdin.isatty():
                 raise  # Ctrl-C at a prompt: Click's own "Aborted!"

@@ -23,6 +23,7 @@ from pipeline.health import HealthCheck, probe_database
 from pipeline.settings import Settings, get_settings
 
 __all__ = [
+    "ROW_ID",
     "BadInput",
     "CliContext",
     "given_values",
@@ -144,3 +145,8 @@ def given_values(values: tuple[str, ...], *, split: bool = True) -> list[str] | 
     if not split:
         return list(values)
     return [part.strip() for value in values for part in value.split(",")]
+
+
+# A row id as the databases store it (a 32-bit integer): larger ones are refused by Click, in
+# one line, instead of overflowing inside the database driver.
+ROW_ID = click.IntRange(1, 2**31 - 1)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import click
 from sqlalchemy import select
 
-from admin.context import CliContext, split_values
+from admin.context import ROW_ID, CliContext, split_values
 from models import Influencer, Post, PostEvent, utcnow
 from pipeline.errors import NotFound
 from pipeline.generators.sizes import NATIVE_SIZES
@@ -107,6 +107,7 @@ def post_add(
 def _trigger(obj: CliContext, post_id: int, step: Step) -> None:
     from tasks.send import send_dispatches
 
+    obj.require_schema()  # before the broker, whose folders the embedded one would make
     obj.require_broker()
     with obj.session() as session:
         dispatch = trigger(
@@ -117,7 +118,7 @@ def _trigger(obj: CliContext, post_id: int, step: Step) -> None:
 
 
 @post.command("generate")
-@click.argument("post_id", type=int)
+@click.argument("post_id", type=ROW_ID)
 @click.pass_obj
 def post_generate(obj: CliContext, post_id: int) -> None:
     """(Re)generate a post's image now."""
@@ -125,7 +126,7 @@ def post_generate(obj: CliContext, post_id: int) -> None:
 
 
 @post.command("render")
-@click.argument("post_id", type=int)
+@click.argument("post_id", type=ROW_ID)
 @click.pass_obj
 def post_render(obj: CliContext, post_id: int) -> None:
     """(Re)render a post's Instagram formats and caption now."""
@@ -133,7 +134,7 @@ def post_render(obj: CliContext, post_id: int) -> None:
 
 
 @post.command("publish")
-@click.argument("post_id", type=int)
+@click.argument("post_id", type=ROW_ID)
 @click.pass_obj
 def post_publish(obj: CliContext, post_id: int) -> None:
     """Publish a ready post now, ahead of its time."""
@@ -141,12 +142,13 @@ def post_publish(obj: CliContext, post_id: int) -> None:
 
 
 @post.command("approve")
-@click.argument("post_id", type=int)
+@click.argument("post_id", type=ROW_ID)
 @click.pass_obj
 def post_approve(obj: CliContext, post_id: int) -> None:
     """Approve a post that waits for approval."""
     from tasks.send import send_dispatches
 
+    obj.require_schema()  # before the broker, whose folders the embedded one would make
     obj.require_broker()
     with obj.session() as session:
         dispatches = approve(session, post_id, settings=obj.settings, now=utcnow(), actor=obj.actor)
@@ -155,7 +157,7 @@ def post_approve(obj: CliContext, post_id: int) -> None:
 
 
 @post.command("resolve")
-@click.argument("post_id", type=int)
+@click.argument("post_id", type=ROW_ID)
 @click.option(
     "--published/--not-published",
     default=None,
@@ -196,7 +198,7 @@ def post_resolve(
 
 
 @post.command("cancel")
-@click.argument("post_id", type=int)
+@click.argument("post_id", type=ROW_ID)
 @click.option("--reason", default="cancelled by a person")
 @click.pass_obj
 def post_cancel(obj: CliContext, post_id: int, reason: str) -> None:
@@ -207,7 +209,7 @@ def post_cancel(obj: CliContext, post_id: int, reason: str) -> None:
 
 
 @post.command("show")
-@click.argument("post_id", type=int)
+@click.argument("post_id", type=ROW_ID)
 @click.pass_obj
 def post_show(obj: CliContext, post_id: int) -> None:
     """A post's fields and its history of state moves."""

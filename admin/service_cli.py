@@ -49,6 +49,10 @@ def serve(obj: CliContext, host: str, port: int) -> None:
     from admin.studio.app import create_app
 
     obj.log_progress()
+    if obj.settings.is_sqlite:
+        # Before `ryla init` nothing is made (no secret key); a server database may still be
+        # starting, and the studio answers 503 until it does.
+        obj.require_schema()
     # Bound before the line below is printed: whoever waits for it can connect at once.
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)

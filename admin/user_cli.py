@@ -18,7 +18,7 @@ from admin.access import (
     revoke_token,
     set_password,
 )
-from admin.context import CliContext
+from admin.context import ROW_ID, CliContext
 from models import Role, TokenScope, utcnow
 
 __all__ = [
@@ -134,7 +134,7 @@ def token_list(obj: CliContext) -> None:
 
 
 @token.command("revoke")
-@click.argument("token_id", type=int)
+@click.argument("token_id", type=ROW_ID)
 @click.pass_obj
 def token_revoke(obj: CliContext, token_id: int) -> None:
     """Revoke a token by its id (see `ryla token list`); it stops working at once."""

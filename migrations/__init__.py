@@ -13,12 +13,13 @@ from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
 from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DatabaseError, OperationalError
 from sqlalchemy.pool import NullPool
 
+from pipeline.health import database_unreachable
 from pipeline.settings import Settings
 
-__all__ = ["alembic_config", "migrate", "schema_problem"]
+__all__ = ["alembic_config", "database_problem", "migrate", "schema_problem"]
 
 
 def alembic_config(database_url: str) -> Config:
@@ -26,6 +27,25 @@ def alembic_config(database_url: str) -> Config:
     config.set_main_option("script_location", str(Path(__file__).parent))
     config.attributes["database_url"] = database_url
     return config
+
+
+# SQLite's words for a file that is not (or no longer) a database it can read.
+_DAMAGED = ("file is not a database", "malformed", "not a database")
+
+
+def database_problem(exc: DatabaseError, shown: str = "") -> str | None:
+    """One line for a database that cannot be used at all (away, or a damaged file), saying
+    what to do; None for anything else (a query refused: a bug, shown as one)."""
+    first = str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else type(exc).__name__
+    where = f" at {shown}" if shown else ""
+    if database_unreachable(exc):
+        return f"the database{where} is unreachable ({first}): start it or check RYLA_DATABASE_URL"
+    if any(words in first.lower() for words in _DAMAGED):
+        return (
+            f"the database{where} cannot be read ({first}): the file is damaged or not a RYLA "
+            "database; restore it from a backup, or point --data-dir / RYLA_DATABASE_URL elsewhere"
+        )
+    return None
 
 
 def migrate(settings: Settings, revision: str = "head") -> None:
@@ -56,6 +76,11 @@ def schema_problem(settings: Settings) -> str | None:
             f"the database at {shown} is unreachable ({reason}): "
             "start it or check RYLA_DATABASE_URL"
         )
+    except DatabaseError as exc:
+        problem = database_problem(exc, shown)
+        if problem is None:
+            raise
+        return problem
     finally:
         engine.dispose()
     script = ScriptDirectory.from_config(alembic_config(settings.database_url))

@@ -92,7 +92,16 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, data: Path) -> None:
 
 @pytest.mark.parametrize(
     "args",
-    [["status"], ["calendar", "list"], ["post", "add", "mia", "--at", "+1h"], ["worker"], ["beat"]],
+    [
+        ["status"],
+        ["calendar", "list"],
+        ["post", "add", "mia", "--at", "+1h"],
+        ["worker"],
+        ["beat"],
+        ["post", "generate", "1"],
+        ["post", "approve", "1"],
+        ["serve"],
+    ],
     ids=" ".join,
 )
 def test_a_command_before_init_says_to_run_it_and_creates_nothing(
@@ -205,3 +214,34 @@ def test_an_input_error_names_the_field_to_blame(
         add_post(session, at=NOW - timedelta(days=1), now=NOW)
     fields["publish_at"] = past.value.field
     assert fields == {name: name for name in fields}
+
+
+@pytest.mark.parametrize("args", [["status"], ["init"], ["influencer", "list"]], ids=" ".join)
+def test_a_damaged_database_file_is_one_line_saying_what_to_do(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str]
+) -> None:
+    _clean_env(monkeypatch, tmp_path / "data")
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "ryla.db").write_bytes(b"\x13not sqlite at all" * 512)
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2, result.output
+    (line,) = result.output.splitlines()
+    assert (
+        line.startswith("error: the database") and "cannot be read (file is not a database)" in line
+    )
+    assert line.endswith(
+        "restore it from a backup, or point --data-dir / RYLA_DATABASE_URL elsewhere"
+    )
+
+
+def test_a_data_dir_that_is_a_file_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "file").write_text("not a folder")
+    _clean_env(monkeypatch, tmp_path / "file")
+    result = CliRunner().invoke(cli, ["init"])
+    assert result.exit_code == 2, result.output
+    assert result.output == (
+        f"error: cannot use {tmp_path / 'file'}: File exists: check the path (--data-dir, "
+        "RYLA_DATA_DIR, --out) exists as a folder and may be written\n"
+    )
