@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import string
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -94,6 +95,11 @@ def build_caption(
 
 def check_caption(text: str, *, alt_text: str = "") -> tuple[str, ...]:
     """The warnings for a caption that passes; CaptionError listing each limit it breaks."""
+    if control := next((c for c in text + alt_text if _is_control(c)), None):
+        raise CaptionError(
+            f"caption holds control character U+{ord(control):04X}: remove it (line breaks and "
+            "tabs are the only ones Instagram shows)"
+        )
     hashtags = count_hashtags(text)
     mentions = count_mentions(text)
     broken = []
@@ -113,6 +119,10 @@ def check_caption(text: str, *, alt_text: str = "") -> tuple[str, ...]:
             "the API allows up to 30",
         )
     return ()
+
+
+def _is_control(char: str) -> bool:
+    return unicodedata.category(char) == "Cc" and char not in "\n\r\t"
 
 
 def count_hashtags(text: str) -> int:
@@ -165,12 +175,18 @@ def _fill_template(template: str, values: Mapping[str, str]) -> str:
         fields = [(name, spec, conv) for _, name, spec, conv in string.Formatter().parse(template)]
     except ValueError as exc:
         raise CaptionError(f"caption template is malformed ({exc}): check its braces") from exc
-    for name, _, _ in fields:
+    for name, spec, conversion in fields:
         if name is None:
             continue
         # Plain names only: "{scene.__class__}" and friends could read more than we hand over.
         if not name.isidentifier():
             raise CaptionError(f"caption template field {{{name}}} is not a plain {{name}} field")
+        # No format spec or conversion: "{name:x>1000000000}" would pad to a gigabyte.
+        if spec or conversion:
+            shown = f"{{{name}{'!' + conversion if conversion else ''}:{spec}}}".replace(":}", "}")
+            raise CaptionError(
+                f"caption template field {shown[:40]} has a format: write plain {{{name}}}"
+            )
         if name not in values:
             raise CaptionError(
                 f"caption template uses unknown variable {name!r}: "

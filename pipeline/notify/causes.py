@@ -127,8 +127,9 @@ def quota_findings(session: Session, *, now: datetime) -> list[Finding]:
         .where(
             Post.status.in_([S.READY, S.APPROVED]),
             Post.next_attempt_at > now,
-            # The failure policy records the refusal's message; every quota refusal says so.
-            func.lower(Post.last_error).like("%quota%"),
+            # The failure policy records the refusal's message; every quota refusal says "quota
+            # … used up" (a failed quota *read*, Instagram unreachable, is no full quota).
+            func.lower(Post.last_error).like("%quota%used up%"),
         )
         .group_by(Influencer.id, Influencer.handle)
         .order_by(Influencer.id)

@@ -118,6 +118,12 @@ CASES = [
     (["post", "add", "mia", "--at", "+2h", "--caption", " ".join(f"@u{i}" for i in range(21))],
      ["21 @mentions"]),
     (["post", "add", "mia", "--at", "+2h", "--outfit", "o" * 501], ["outfit", "at most 500"]),
+    (["post", "add", "mia", "--at", "+2h", "--caption", "a\x1b[31mred\x07"],
+     ["control character U+001B", "remove it"]),
+    ([*CALENDAR, "--days", "mon", "--times", "08:00", "--caption-template", "{name:x>999999999}"],
+     ["{name:x>999999999} has a format", "plain {name}"]),
+    ([*CALENDAR, "--days", "mon", "--times", "08:00", "--caption-template", "{scene!r}"],
+     ["{scene!r} has a format"]),
     # how often
     ([*CALENDAR, "--rrule", "FREQ=HOURLY;BYMINUTE=" + ",".join(map(str, range(60)))],
      ["1 minutes apart", "at most hourly"]),

@@ -21,7 +21,7 @@ from models import (
     TargetKind,
 )
 from pipeline.db import session_scope
-from pipeline.errors import QuotaExceeded
+from pipeline.errors import QuotaExceeded, TransientPublishError
 from pipeline.notify.compose import window_start
 from pipeline.observe.workers import Beat, record_heartbeat
 from pipeline.settings import Settings
@@ -157,6 +157,19 @@ def test_a_full_quota_is_found_from_what_the_failure_policy_recorded(
     scan(factory, settings, NOW + 4 * HOUR)  # the window freed: the condition is over
     with factory() as s:
         assert s.scalar(select(Alert.resolved_at).where(Alert.cause == "quota_full")) is not None
+
+
+def test_a_quota_that_could_not_be_read_is_no_full_quota(
+    settings: Settings, factory: sessionmaker[Session], start: int
+) -> None:
+    new_post(factory)
+    away = TransientPublishError(
+        "Instagram quota read: could not reach graph.instagram.com (ConnectError)"
+    )
+    runtime = make_runtime(settings, factory, publisher=RecordingPublisher(fail_with=away))
+    drain(runtime, first_tick(settings, factory))
+    scan(factory, settings, NOW + timedelta(seconds=1))  # while it waits for its next try
+    assert messages(factory, "quota_full") == []
 
 
 def test_no_gpu_worker_is_told_only_while_posts_wait_to_generate(
