@@ -73,7 +73,7 @@ class Principal:
     user_id: int
     username: str
     role: Role
-    via: str  # "session" | "token"
+    via: str  # "session" | "token" | "read-only token"
     csrf_token: str = ""
 
     def can(self, needed: Role) -> bool:
@@ -140,6 +140,8 @@ def log_in(session: Session, *, username: str, password: str, client: str, now: 
 
     The caller commits whatever happens: a failed try must count.
     """
+    if "\x00" in username + password:  # no user has one; PostgreSQL text cannot hold it
+        raise LoginRefused("wrong user name or password")
     since = now - THROTTLE_WINDOW
     name, client = username[:64], client[:64]
     if (
@@ -251,5 +253,6 @@ def token_principal(session: Session, text: str, *, now: datetime) -> Principal 
     # One write a minute at most: a busy integration must not turn every read into a write.
     if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
         token.last_used_at = now
-    role = user.role if token.scope is TokenScope.WRITE else Role.VIEWER
-    return Principal(user.id, user.username, role, "token")
+    if token.scope is TokenScope.WRITE:
+        return Principal(user.id, user.username, user.role, "token")
+    return Principal(user.id, user.username, Role.VIEWER, "read-only token")

@@ -120,9 +120,12 @@ def require(request: Request, role: Role) -> Principal:
             headers={"WWW-Authenticate": "Bearer"},
         )
     if not principal.can(role):
-        raise HTTPException(
-            403, f"{principal.username} is a {principal.role}: this needs the {role} role"
+        who = (
+            f"{principal.username}'s read-only token"
+            if principal.via.startswith("read")
+            else (f"{principal.username} ({principal.role})")
         )
+        raise HTTPException(403, f"{who} may not do this: it needs the {role} role or higher")
     return principal
 
 

@@ -3,13 +3,15 @@ read-scoped token, on every route group; sessions, CSRF, throttled sign-in, stor
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from admin.access import FAILURES_PER_NAME, digest
-from models import ApiToken, StudioSession, User
+from models import ApiToken, LoginAttempt, StudioSession, User
 from tests.studio_kit import PASSWORD, csrf_of, sign_in
 from tests.unit.studio.conftest import bearer
 
@@ -67,9 +69,13 @@ def test_a_bad_token_is_401_like_none(
 def test_a_read_token_and_a_viewer_get_403_on_every_write_route_group(
     app_client: TestClient, tokens: dict[str, str], method: str, path: str, body: object
 ) -> None:
-    for who in ("editor-read", "viewer"):
+    for who, said in (
+        ("editor-read", "editor's read-only token may not do this"),
+        ("viewer", "viewer (viewer) may not do this"),
+    ):
         answer = call(app_client, method, path, body, tokens[who])
         assert answer.status_code == 403, (who, answer.text)
+        assert answer.json()["detail"].startswith(said), answer.text
 
 
 @pytest.mark.parametrize(("method", "path", "body"), ADMIN)
@@ -215,3 +221,21 @@ def test_signing_in_never_redirects_to_another_site(app_client: TestClient, targ
         follow_redirects=False,
     )
     assert answer.headers["location"] == "/calendar"
+
+
+def test_a_sign_in_with_nul_is_refused_before_the_database_sees_it(
+    app_client: TestClient, factory: sessionmaker[Session]
+) -> None:
+    """PostgreSQL cannot store NUL: a multipart form (not scanned for it) must not reach it."""
+    form = app_client.get("/login")
+    token = re.search(r'name="login_token" value="([^"]+)"', form.text)
+    assert token
+    answer = app_client.post(
+        "/login",
+        files={"username": (None, "edi\x00tor"), "password": (None, "x"),
+               "login_token": (None, token.group(1))},
+        follow_redirects=False,
+    )  # fmt: skip
+    assert answer.status_code == 401
+    with factory() as s:
+        assert s.scalar(select(func.count()).select_from(LoginAttempt)) == 0
