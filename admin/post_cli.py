@@ -229,7 +229,8 @@ def post_show(obj: CliContext, post_id: int) -> None:
             ("seed", found.seed),
             ("images by", makers),
             ("prompt", found.prompt),
-            ("caption", found.caption),
+            # Before it is rendered, the text its caption will be made from.
+            ("caption", found.caption or found.caption_text),
             ("error", found.last_error),
             ("published as", found.external_id),
         ):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 import click
 from sqlalchemy import select
@@ -112,7 +113,7 @@ def target_add(
     config = {
         k: v
         for k, v in (
-            ("path", path),
+            ("path", str(Path(path).expanduser().absolute()) if path else None),
             ("ig_user_id", ig_user_id),
             ("base_url", base_url),
             ("api_version", api_version),

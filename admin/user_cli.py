@@ -7,6 +7,7 @@ command-line values; a token is printed once and only its SHA-256 is kept.
 from __future__ import annotations
 
 import os
+import sys
 
 import click
 
@@ -18,7 +19,7 @@ from admin.access import (
     revoke_token,
     set_password,
 )
-from admin.context import ROW_ID, CliContext
+from admin.context import ROW_ID, BadInput, CliContext
 from models import Role, TokenScope, utcnow
 
 __all__ = [
@@ -35,9 +36,21 @@ __all__ = [
 _PASSWORD_ENV = "RYLA_USER_PASSWORD"
 
 
-def _ask_password() -> str:
-    return os.environ.get(_PASSWORD_ENV) or click.prompt(
-        f"password (or set {_PASSWORD_ENV})", hide_input=True, confirmation_prompt=True
+def _ask_password(obj: CliContext) -> str:
+    """From the variable, else asked twice on the terminal; with neither, one error line (the
+    database is checked first: a command before `ryla init` says that instead)."""
+    obj.require_schema()
+    if given := os.environ.get(_PASSWORD_ENV):
+        return given
+    if sys.stdin is None or not sys.stdin.isatty():
+        raise BadInput(
+            f"no password given and no terminal to ask on: set {_PASSWORD_ENV} "
+            f"(e.g. {_PASSWORD_ENV}=… ryla user add NAME)"
+        )
+    return str(
+        click.prompt(
+            f"password (or set {_PASSWORD_ENV})", hide_input=True, confirmation_prompt=True
+        )
     )
 
 
@@ -57,7 +70,7 @@ def user() -> None:
 @click.pass_obj
 def user_add(obj: CliContext, username: str, role: str) -> None:
     """Add a user who signs in to the studio (`ryla serve`) with a password."""
-    password = _ask_password()
+    password = _ask_password(obj)
     with obj.session() as session:
         created = create_user(
             session=session, username=username, password=password, role=Role(role)
@@ -84,7 +97,7 @@ def user_list(obj: CliContext) -> None:
 @click.pass_obj
 def user_password(obj: CliContext, username: str) -> None:
     """Set a new password; the user's open sessions end."""
-    password = _ask_password()
+    password = _ask_password(obj)
     with obj.session() as session:
         set_password(session=session, username=username, password=password)
     click.echo(f"user {username}: password changed, sessions ended")

@@ -5,9 +5,11 @@ Every field is checked before anything is written; a secret never appears in an 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from sqlalchemy import select
@@ -63,6 +65,22 @@ def _check_url(what: str, url: str) -> None:
         )
 
 
+MIN_SIGNING_KEY_CHARS = 16
+
+
+def _check_outbox_folder(folder: str) -> None:
+    """An absolute folder that is one, or can be made and written, checked now rather than at
+    the first publish."""
+    path = Path(folder)
+    if not path.is_absolute():
+        raise InputError(f"--path {folder!r} must be an absolute folder", field="path")
+    existing = next((p for p in (path, *path.parents) if p.exists()), Path("/"))
+    if not existing.is_dir():
+        raise InputError(f"--path {folder!r}: {existing} is not a folder", field="path")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise InputError(f"--path {folder!r}: {existing} may not be written", field="path")
+
+
 def _validate(data: TargetIn) -> None:
     config_keys, secret_keys = REQUIRED[data.kind]
     for key in config_keys:
@@ -78,6 +96,19 @@ def _validate(data: TargetIn) -> None:
         )
     if data.kind is TargetKind.WEBHOOK:
         _check_url("the webhook URL", data.secrets["url"])
+        if len(key := data.secrets["signing_key"]) < MIN_SIGNING_KEY_CHARS:
+            raise InputError(
+                f"a signing key of {len(key)} characters is too short: use at least "
+                f"{MIN_SIGNING_KEY_CHARS} random ones (e.g. `openssl rand -hex 32`)",
+                field="signing_key",
+            )
+    if (token := data.secrets.get("access_token")) and any(c.isspace() for c in token):
+        raise InputError(
+            "the access token holds spaces or line breaks: paste the token alone",
+            field="access_token",
+        )
+    if folder := data.config.get("path"):
+        _check_outbox_folder(folder)
     if base_url := data.config.get("base_url"):
         _check_url("--base-url", base_url)
         host = urlsplit(base_url).hostname or ""

@@ -146,6 +146,8 @@ CASES = [
     (["target", "add", "mia", "t" * 101, "--kind", "outbox"], ["target name", "at most 100"]),
     (["target", "add", "mia", "ig", "--kind", "instagram", "--ig-user-id", "1"],
      ["no access token", "RYLA_TARGET_ACCESS_TOKEN"]),
+    (["target", "add", "mia", "box", "--kind", "outbox", "--path", "/dev/null/box"],
+     ["--path '/dev/null/box': /dev/null is not a folder"]),
 ]  # fmt: skip
 
 
@@ -275,7 +277,9 @@ def test_a_target_token_can_come_on_standard_input(ryla: Invoke, tmp_path: Path)
     for stored in (tmp_path / "data").rglob("*"):
         assert not stored.is_file() or b"IGQVJpiped" not in stored.read_bytes()
     hook = ["target", "add", "mia", "hook", "--kind", "webhook"]
-    piped = CliRunner().invoke(cli, hook, input="https://hooks.example.com/x\nsigning-key\n")
+    piped = CliRunner().invoke(
+        cli, hook, input="https://hooks.example.com/x\nsigning-key-0123456789\n"
+    )
     assert piped.exit_code == 0, piped.output
 
 

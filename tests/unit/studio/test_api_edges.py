@@ -98,9 +98,9 @@ def test_a_value_that_names_nothing_is_a_422_at_the_field_it_was_sent_in(
     app_client: TestClient, tokens: dict[str, str]
 ) -> None:
     headers = bearer(tokens["editor"])
-    sent = app_client.post("/api/v1/posts", json={"handle": "MIA", "at": "+5h30m"}, headers=headers)
+    sent = app_client.post("/api/v1/posts", json={"handle": "nobody", "at": "+5h"}, headers=headers)
     assert sent.status_code == 422
-    assert sent.json()["detail"][0]["loc"] == ["body", "handle"]  # not "at" (in "status")
+    assert sent.json()["detail"][0]["loc"] == ["body", "handle"]  # not "at" (in "list")
     queried = app_client.get("/api/v1/posts?handle=nobody", headers=headers)
     assert queried.status_code == 422
     assert queried.json()["detail"][0]["loc"] == ["query", "handle"]

@@ -53,3 +53,15 @@ def test_a_token_is_shown_once_listed_by_prefix_and_revoked(
     assert token not in listed and token[:11] in listed and "n8n" in listed and "write" in listed
     assert ryla("token", "revoke", "1").output.strip() == "token 1 (n8n) revoked"
     assert "REVOKED" in ryla("token", "list").output
+
+
+def test_no_password_and_no_terminal_is_one_line_naming_the_variable(
+    ryla: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("RYLA_USER_PASSWORD", raising=False)
+    result = ryla("user", "add", "dave")  # CliRunner's standard input is no terminal
+    assert result.exit_code == 2
+    assert result.output == (
+        "error: no password given and no terminal to ask on: set RYLA_USER_PASSWORD "
+        "(e.g. RYLA_USER_PASSWORD=… ryla user add NAME)\n"
+    )
