@@ -143,35 +143,34 @@ def idempotent(
     key: str | None,
     request_print: str,
     work: Callable[[Session], tuple[dict[str, Any], list[Dispatch]]],
+    *,
+    status_code: int = 202,
+    queues: bool = True,
 ) -> dict[str, Any]:
     """Run ``work`` once per (user, key), send its claims, and answer with ``queued`` added;
-    raise ``Replayed`` for a repeat of the same request."""
+    raise ``Replayed`` for a repeat of the same request. ``queues=False``: work that sends
+    nothing (a new post), whose answer is its body alone.
+
+    The key is written before the work, in the work's transaction: a twin sent at the same
+    moment waits on it (the key is unique) and then gets this answer, never a second action
+    nor the refusal a second action would meet.
+    """
     if key is not None and not _KEY.match(key):
         raise InputError("Idempotency-Key must be 1-200 visible ASCII characters: send a UUID")
     try:
         with studio.session() as session:
             _replay(session, principal, key, request_print)
+            held = _hold(session, studio, principal, key, request_print, status_code)
             body, dispatches = work(session)
-            if key is not None:
-                # Keys are remembered for a day (as payment APIs do): the table stays small.
-                stale = IdempotentRequest.created_at < studio.clock() - KEY_LIFETIME
-                session.execute(delete(IdempotentRequest).where(stale))
-                session.add(
-                    IdempotentRequest(
-                        user_id=principal.user_id,
-                        key=key,
-                        fingerprint=request_print,
-                        status_code=202,
-                        body={**body, "queued": True},
-                        created_at=studio.clock(),
-                    )
-                )
-                session.flush()
+            if held is not None:
+                held.body = {**body, "queued": True} if queues else body
     except IntegrityError:
         # The same key committed by a concurrent twin: its answer is the answer.
         with studio.session() as session:
             _replay(session, principal, key, request_print)
         raise
+    if not queues:
+        return body
     queued = studio.dispatch(dispatches)
     if key is not None and not queued:
         with studio.session() as session:
@@ -179,6 +178,32 @@ def idempotent(
             if stored is not None:
                 stored.body = {**body, "queued": False}
     return {**body, "queued": queued}
+
+
+def _hold(
+    session: Session,
+    studio: Studio,
+    principal: Principal,
+    key: str | None,
+    request_print: str,
+    status_code: int,
+) -> IdempotentRequest | None:
+    if key is None:
+        return None
+    # Keys are remembered for a day (as payment APIs do): the table stays small.
+    stale = IdempotentRequest.created_at < studio.clock() - KEY_LIFETIME
+    session.execute(delete(IdempotentRequest).where(stale))
+    held = IdempotentRequest(
+        user_id=principal.user_id,
+        key=key,
+        fingerprint=request_print,
+        status_code=status_code,
+        body={},
+        created_at=studio.clock(),
+    )
+    session.add(held)
+    session.flush()  # a twin's insert of the same key waits here until this one ends
+    return held
 
 
 def _replay(session: Session, principal: Principal, key: str | None, request_print: str) -> None:

@@ -9,11 +9,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import JSONResponse
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from admin.access import Principal
 from admin.studio.actions import ActionIn, Replayed, fingerprint, idempotent, perform, status_after
-from admin.studio.core import editor, input_errors, reader, studio_of
+from admin.studio.core import Studio, editor, input_errors, reader, studio_of
 from admin.studio.present import Links, detail_out, post_out
 from admin.studio.schemas import (
     CaptionIn,
@@ -94,33 +95,54 @@ def detail_route(
 
 @posts_router.post("", response_model=PostOut, status_code=201)
 def create_route(
-    request: Request, body: PostIn, _: Annotated[Principal, Depends(editor)]
-) -> PostOut:
-    """A one-off post (``images`` 2-10 make a carousel)."""
+    request: Request,
+    body: PostIn,
+    principal: Annotated[Principal, Depends(editor)],
+    key: IdempotencyKey = None,
+) -> JSONResponse:
+    """A one-off post (``images`` 2-10 make a carousel). Sent again with the same
+    ``Idempotency-Key``, the first answer comes back and no second post is made."""
     studio = studio_of(request)
-    with input_errors(list(PostIn.model_fields)), studio.session() as session:
-        tz = zone(get_influencer(session, body.handle).timezone)
-        data = PlannedPost(
-            publish_at=parse_when(body.at, tz, studio.clock()),
-            character=body.character,
-            scene=body.scene,
-            environment=body.environment,
-            outfit=body.outfit,
-            prompt_extra=body.prompt,
-            caption_text=body.caption,
-            hashtags=body.hashtags,
-            formats=body.formats,
-            lead_minutes=body.lead_minutes,
-            images=body.images,
-        )
-        created = create_post(
-            session=session,
-            handle=body.handle,
-            data=data,
-            settings=studio.settings,
-            now=studio.clock(),
-        )
-        detail = post_detail(session, created.id)
+    request_print = fingerprint("POST", request.url.path, body.model_dump_json().encode())
+
+    def work(session: Any) -> tuple[dict[str, Any], list[Dispatch]]:
+        made = _create(session, studio, body)
+        return made.model_dump(mode="json"), []
+
+    try:
+        with input_errors([*PostIn.model_fields, "Idempotency-Key"]):
+            answer = idempotent(
+                studio, principal, key, request_print, work, status_code=201, queues=False
+            )
+    except Replayed as replay:
+        return JSONResponse(replay.body, replay.status_code, {"Idempotent-Replayed": "true"})
+    return JSONResponse(answer, 201)
+
+
+def _create(session: Session, studio: Studio, body: PostIn) -> PostOut:
+    """The post, made in the caller's transaction, as the API shows it."""
+    tz = zone(get_influencer(session, body.handle).timezone)
+    data = PlannedPost(
+        publish_at=parse_when(body.at, tz, studio.clock()),
+        character=body.character,
+        scene=body.scene,
+        environment=body.environment,
+        outfit=body.outfit,
+        prompt_extra=body.prompt,
+        caption_text=body.caption,
+        hashtags=body.hashtags,
+        formats=body.formats,
+        lead_minutes=body.lead_minutes,
+        images=body.images,
+    )
+    created = create_post(
+        session=session,
+        handle=body.handle,
+        data=data,
+        settings=studio.settings,
+        now=studio.clock(),
+    )
+    detail = post_detail(session, created.id)
     return post_out(detail.row, Links.of(studio, absolute=True))
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 
@@ -62,9 +63,14 @@ def test_an_integration_runs_a_post_through_the_api_with_a_token(
         assert queued.status_code == 202 and queued.json()["status"] == "generating"
         wait_for(backend, processes, [post_id], {S.AWAITING_APPROVAL})
         key = {"Idempotency-Key": str(uuid.uuid4())}
-        approved = [api.post(f"/api/v1/posts/{post_id}/approve", headers=key) for _ in range(2)]
-        assert [a.status_code for a in approved] == [202, 202]
-        assert approved[0].json() == approved[1].json()
+        with ThreadPoolExecutor(8) as pool:  # a retrying client's twins, all at once
+            approved = list(
+                pool.map(
+                    lambda _: api.post(f"/api/v1/posts/{post_id}/approve", headers=key), range(8)
+                )
+            )
+        assert [a.status_code for a in approved] == [202] * 8, [a.text for a in approved]
+        assert all(a.json() == approved[0].json() for a in approved)
         assert approved[0].json()["status"] == "approved"  # due in 2 h: it waits for its time
         api.post(f"/api/v1/posts/{post_id}/publish")
         wait_for(backend, processes, [post_id], {S.PUBLISHED})

@@ -7,7 +7,10 @@ import base64
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
 
+from models import Post
 from tests.unit.studio.conftest import bearer
 
 
@@ -106,3 +109,18 @@ def test_a_value_that_names_nothing_is_a_422_at_the_field_it_was_sent_in(
     assert queried.json()["detail"][0]["loc"] == ["query", "handle"]
     bad_at = app_client.post("/api/v1/posts", json={"handle": "mia", "at": "soon"}, headers=headers)
     assert bad_at.json()["detail"][0]["loc"] == ["body", "at"]
+
+
+def test_a_post_sent_again_with_its_key_is_made_once(
+    app_client: TestClient, tokens: dict[str, str], factory: sessionmaker[Session]
+) -> None:
+    headers = {**bearer(tokens["editor"]), "Idempotency-Key": "create-2"}
+    body = {"handle": "mia", "at": "+5h", "caption": "same"}
+    first = app_client.post("/api/v1/posts", json=body, headers=headers)
+    again = app_client.post("/api/v1/posts", json=body, headers=headers)
+    assert (first.status_code, again.status_code) == (201, 201), again.text
+    assert again.json() == first.json() and again.headers["Idempotent-Replayed"] == "true"
+    other = app_client.post("/api/v1/posts", json={**body, "caption": "new"}, headers=headers)
+    assert other.status_code == 422 and "already used for another request" in other.text
+    with factory() as s:
+        assert s.scalar(select(func.count()).select_from(Post)) == 1
