@@ -33,6 +33,7 @@ __all__ = [
     "draft_of",
     "influencer_rules",
     "rule_walls",
+    "take_turns",
 ]
 
 MIN_GAP = timedelta(hours=1)
@@ -160,6 +161,7 @@ def check_daily_cap(
     days: int = CAP_DAYS,
 ) -> None:
     """No local day in the coming ``days`` holds more than ``cap`` posts (rules and one-offs)."""
+    take_turns(session, influencer)
     tz = zone(influencer.timezone)
     first = now.astimezone(tz).date()
     walls = _walls_by_day(session, influencer, rules, tz, first, first + timedelta(days=days))
@@ -170,10 +172,22 @@ def check_daily_cap(
         raise _over_cap(influencer, day, len(busiest), cap, tz)
 
 
+def take_turns(session: Session, influencer: Influencer) -> None:
+    """Cap checks of one influencer run one at a time, each until its transaction ends: two
+    adds at once could otherwise both count the day before either post exists (PostgreSQL;
+    SQLite's writers take turns already)."""
+    # FOR NO KEY UPDATE: it queues other cap checks, not the inserts whose foreign keys point
+    # at the row (the beat's planning, a rival add), which take a key-share lock.
+    session.execute(
+        select(Influencer.id).where(Influencer.id == influencer.id).with_for_update(key_share=True)
+    )
+
+
 def check_day_has_room(
     session: Session, *, influencer: Influencer, publish_at: datetime, cap: int
 ) -> None:
     """One more post on ``publish_at``'s local day stays within the cap."""
+    take_turns(session, influencer)
     tz = zone(influencer.timezone)
     day = publish_at.astimezone(tz).date()
     rules = [rule for rule, _ in influencer_rules(session, influencer.id)]

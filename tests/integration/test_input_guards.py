@@ -3,7 +3,9 @@ real workers plan and publish; races on PostgreSQL; a database that refuses one 
 
 from __future__ import annotations
 
+import contextlib
 import secrets
+import threading
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -11,16 +13,19 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import Engine, create_engine, event, inspect, select, text, update
+from sqlalchemy import Engine, create_engine, event, func, inspect, select, text, update
 from sqlalchemy.orm import Session
 
+import pipeline.planning.posts as posts
 from admin.cli import cli
 from migrations import migrate
 from models import ContentCalendar, Post, PostStatus, SlotRule, utcnow
 from pipeline.db import make_engine, make_session_factory, session_scope
 from pipeline.planning.expand import expand_due_calendars
+from pipeline.planning.influencers import set_daily_cap
 from pipeline.settings import Settings
 from tests.calendar_kit import make_calendar, make_influencer
+from tests.conftest import add_post
 from tests.integration.conftest import Backend, Processes, fresh_database
 from tests.integration.test_chain import wait_for
 
@@ -196,3 +201,48 @@ def test_rows_the_database_refuses_break_only_their_calendar(postgres: Settings)
             assert s.get_one(ContentCalendar, bad).planned_until is None
     finally:
         engine.dispose()
+
+
+def test_two_posts_added_at_once_never_pass_the_daily_cap_together(
+    postgres: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both adds count the day as having room, then both insert: unless they take turns."""
+    migrate(postgres)
+    engine = make_engine(postgres)
+    factory = make_session_factory(engine)
+    day = (utcnow() + timedelta(days=3)).replace(hour=9, minute=0, second=0, microsecond=0)
+    with session_scope(factory) as s:
+        make_influencer(s, "ana", "UTC")
+        set_daily_cap(session=s, handle="ana", cap=2, settings=postgres, now=utcnow())
+        add_post(s, "ana", at=day, now=utcnow())
+    both_checked = threading.Barrier(2, timeout=3)
+    original = posts.check_day_has_room
+
+    def check_then_meet(*args: Any, **kwargs: Any) -> None:
+        original(*args, **kwargs)
+        # Without turns, both get here before either inserts; with them, the other waits for
+        # this one's transaction to end, and this one goes on alone.
+        with contextlib.suppress(threading.BrokenBarrierError):
+            both_checked.wait()
+
+    monkeypatch.setattr(posts, "check_day_has_room", check_then_meet)
+    outcomes: list[str] = []
+
+    def add(hour: int) -> None:
+        try:
+            with session_scope(factory) as s:
+                add_post(s, "ana", at=day.replace(hour=hour), now=utcnow())
+            outcomes.append("added")
+        except Exception as exc:  # the refusal names the cap
+            outcomes.append(str(exc))
+
+    threads = [threading.Thread(target=add, args=(hour,)) for hour in (12, 15)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    with factory() as s:
+        count = s.scalar(select(func.count()).select_from(Post))
+    engine.dispose()
+    assert count == 2, outcomes
+    assert sorted(outcomes)[0] == "added" and "over the daily cap of 2" in sorted(outcomes)[1]
