@@ -200,7 +200,7 @@ def _published(
 ) -> Resolution:
     external_id = media_id or post.external_id
     detail = f"{said}confirmed published".strip()
-    move(
+    if not move(
         session,
         post.id,
         expected=post.status,
@@ -208,7 +208,8 @@ def _published(
         actor=actor,
         detail=detail,
         values={"published_at": now, "external_id": external_id, "last_error": None},
-    )
+    ):
+        _moved_meanwhile(post)
     if attempt is not None:
         _close(session, attempt, AttemptStatus.SUCCEEDED, detail, now, external_id=external_id)
     return Resolution(S.PUBLISHED, f"post {post.id}: published as {external_id or '-'}")
@@ -226,7 +227,7 @@ def _not_published(
     detail = f"{said}confirmed not published by a person"
     last_error = f"not published ({detail}); `ryla post publish {post.id}` sends it"
     if post.status is S.UNKNOWN:
-        move(
+        if not move(
             session,
             post.id,
             expected=S.UNKNOWN,
@@ -234,13 +235,22 @@ def _not_published(
             actor=actor,
             detail=detail,
             values={"last_error": last_error},
-        )
+        ):
+            _moved_meanwhile(post)
     else:  # already failed: only the doubt is lifted
         session.execute(update(Post).where(Post.id == post.id).values(last_error=last_error))
     if attempt is not None:
         # Settled: nothing of this attempt is out, so publishing again is allowed.
         _close(session, attempt, AttemptStatus.FAILED, detail, now, publish_requested=None)
     return Resolution(S.FAILED, f"post {post.id}: not published; `ryla post publish` sends it")
+
+
+def _moved_meanwhile(post: Post) -> None:
+    """Another resolve (or a worker's) settled it while Instagram was asked: nothing changes."""
+    raise InputError(
+        f"post {post.id} was settled by someone else while Instagram was asked: nothing was "
+        f"changed; see `ryla post show {post.id}`"
+    )
 
 
 def _close(

@@ -284,3 +284,20 @@ def test_a_failed_post_that_may_be_out_is_settled_like_an_unknown_one(
     asked = AskedPublisher(Verdict(True, "1790", "container c-1 is PUBLISHED"))
     assert resolve(session, post_id, Answer(published=None), asked).status is S.PUBLISHED
     assert state(session, post_id)[:2] == (S.PUBLISHED, AttemptStatus.SUCCEEDED)
+
+
+def test_a_post_settled_by_someone_else_while_instagram_was_asked_changes_nothing(
+    session: Session, influencer_id: int
+) -> None:
+    post_id = in_doubt(session)
+
+    class SettledMeanwhile(AskedPublisher):
+        def verify(self, request: PublishRequest) -> Verdict:
+            # Another resolve committed "not published" while this one waited for Instagram.
+            settled = update(Post).where(Post.id == post_id).values(status=S.FAILED)
+            session.execute(settled.execution_options(synchronize_session=False))
+            return super().verify(request)
+
+    asked = SettledMeanwhile(Verdict(True, "17900000000000042", "container c-1 is PUBLISHED"))
+    with pytest.raises(InputError, match="settled by someone else while Instagram was asked"):
+        resolve(session, post_id, Answer(published=None), asked)
