@@ -210,12 +210,20 @@ def test_without_faults_each_post_and_carousel_goes_out_once(stack: Stack) -> No
 def test_lost_answers_are_settled_by_the_container_with_each_posts_own_media_id(
     stack: Stack,
 ) -> None:
-    """Item 6: three posts with one caption (a calendar's), every publish answer lost."""
+    """Item 6: three posts with one caption (a calendar's), every publish answer lost.
+
+    Each post goes out after the one before has settled, as a calendar's do: each then finds
+    the earlier ones' media with the same caption in its minutes and must pass over them as
+    held. (Two such posts published in the same seconds cannot be told apart and end unknown,
+    by design; timing on a loaded machine must not decide which case this test is.)"""
     stack.graph.clear_faults()
     stack.graph.drop_after_publish(3)
-    ids = plan(stack, 3, spacing=4, caption_text="Same words every morning")
-    found = settle(stack, ids)
+    found: list[Post] = []
+    for _ in range(3):
+        [post_id] = plan(stack, caption_text="Same words every morning")
+        found += settle(stack, [post_id])
     assert [p.status for p in found] == [S.PUBLISHED] * 3
+    assert len({p.external_id for p in found}) == 3
     assert stack.graph.calls("publish") >= 3
 
 
