@@ -25,6 +25,7 @@ __all__ = [
     "FAILURES_PER_NAME",
     "SESSION_HOURS",
     "TOKEN_PREFIX",
+    "AccessChange",
     "LoginRefused",
     "LoginThrottled",
     "Principal",
@@ -37,6 +38,7 @@ __all__ = [
     "log_in",
     "revoke_token",
     "session_principal",
+    "set_access",
     "set_password",
     "start_session",
     "token_principal",
@@ -120,6 +122,46 @@ def set_password(*, session: Session, username: str, password: str) -> None:
     _check_password(password)
     user.password_hash = _hasher.hash(password)
     session.execute(delete(StudioSession).where(StudioSession.user_id == user.id))
+
+
+@dataclass(frozen=True)
+class AccessChange:
+    """What ``set_access`` did: the user as they now are, and what it changed."""
+
+    username: str
+    role: Role
+    active: bool
+    changed: bool
+    sessions_ended: int
+    live_tokens: int
+
+
+def set_access(
+    *, session: Session, username: str, active: bool | None = None, role: Role | None = None
+) -> AccessChange:
+    """Disable or enable a user, or give them another role.
+
+    Disabling ends the user's browser sessions; their tokens are kept but refused while the
+    user is disabled (every request reads the user). A new role applies from the next request.
+    """
+    user = _user(session, username)
+    changed = (active is not None and user.active != active) or (
+        role is not None and user.role != role
+    )
+    ended = 0
+    if active is not None:
+        user.active = active
+        if not active:
+            result = session.execute(delete(StudioSession).where(StudioSession.user_id == user.id))
+            ended = int(getattr(result, "rowcount", 0) or 0)
+    if role is not None:
+        user.role = role
+    live = session.scalar(
+        select(func.count())
+        .select_from(ApiToken)
+        .where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+    )
+    return AccessChange(user.username, user.role, user.active, changed, ended, int(live or 0))
 
 
 def list_users(session: Session) -> list[User]:

@@ -8,8 +8,8 @@ from __future__ import annotations
 import click
 from sqlalchemy import select
 
-from admin.context import ROW_ID, CliContext, split_values
-from models import Influencer, Post, PostEvent, utcnow
+from admin.context import ROW_ID, CliContext, given_values, split_values
+from models import Influencer, MediaType, Post, PostEvent, utcnow
 from pipeline.errors import NotFound
 from pipeline.generators.sizes import NATIVE_SIZES
 from pipeline.observe.logs import zoned
@@ -94,7 +94,7 @@ def post_add(
             prompt_extra,
             caption,
             split_values(hashtags),
-            split_values(formats) or ["feed_portrait"],
+            ["feed_portrait"] if (chosen := given_values(formats)) is None else chosen,
             lead_minutes,
             images,
         )
@@ -102,6 +102,12 @@ def post_add(
             session=session, handle=handle, data=data, settings=obj.settings, now=now
         )
         click.echo(f"post {created.id} planned for {created.local_publish_time}")
+        if created.media_type is MediaType.STORY and (caption or created.hashtags):
+            click.echo(
+                "note: Instagram shows no caption on a story; webhook and outbox targets still "
+                "get it",
+                err=True,
+            )
 
 
 def _trigger(obj: CliContext, post_id: int, step: Step) -> None:

@@ -1,4 +1,5 @@
-"""``ryla user add|list|password`` and ``ryla token create|list|revoke``: who may use the studio.
+"""``ryla user add|list|password|role|disable|enable`` and ``ryla token create|list|revoke``:
+who may use the studio.
 
 Passwords are prompted for with hidden input (or read from RYLA_USER_PASSWORD), never taken as
 command-line values; a token is printed once and only its SHA-256 is kept.
@@ -12,11 +13,13 @@ import sys
 import click
 
 from admin.access import (
+    AccessChange,
     create_token,
     create_user,
     list_tokens,
     list_users,
     revoke_token,
+    set_access,
     set_password,
 )
 from admin.context import ROW_ID, BadInput, CliContext
@@ -29,11 +32,15 @@ __all__ = [
     "token_revoke",
     "user",
     "user_add",
+    "user_disable",
+    "user_enable",
     "user_list",
     "user_password",
+    "user_role",
 ]
 
 _PASSWORD_ENV = "RYLA_USER_PASSWORD"
+_ROLES = click.Choice([r.value for r in Role])
 
 
 def _ask_password(obj: CliContext) -> str:
@@ -63,7 +70,7 @@ def user() -> None:
 @click.argument("username")
 @click.option(
     "--role",
-    type=click.Choice([r.value for r in Role]),
+    type=_ROLES,
     default=Role.EDITOR.value,
     show_default=True,
 )
@@ -101,6 +108,53 @@ def user_password(obj: CliContext, username: str) -> None:
     with obj.session() as session:
         set_password(session=session, username=username, password=password)
     click.echo(f"user {username}: password changed, sessions ended")
+
+
+@user.command("role")
+@click.argument("username")
+@click.argument("role", type=_ROLES)
+@click.pass_obj
+def user_role(obj: CliContext, username: str, role: str) -> None:
+    """Give a user another role; it applies from their next request."""
+    with obj.session() as session:
+        done = set_access(session=session, username=username, role=Role(role))
+    click.echo(
+        f"user {done.username} is now {done.role}"
+        if done.changed
+        else f"user {done.username} was already {done.role}: nothing changed"
+    )
+
+
+@user.command("disable")
+@click.argument("username")
+@click.pass_obj
+def user_disable(obj: CliContext, username: str) -> None:
+    """Keep a user out: sessions end now, password and tokens are refused until re-enabled."""
+    with obj.session() as session:
+        done = set_access(session=session, username=username, active=False)
+    click.echo(_told(done, "disabled"))
+
+
+@user.command("enable")
+@click.argument("username")
+@click.pass_obj
+def user_enable(obj: CliContext, username: str) -> None:
+    """Let a disabled user in again (their tokens work again unless revoked)."""
+    with obj.session() as session:
+        done = set_access(session=session, username=username, active=True)
+    click.echo(_told(done, "enabled"))
+
+
+def _told(done: AccessChange, what: str) -> str:
+    if not done.changed:
+        return f"user {done.username} was already {what}: nothing changed"
+    tokens = f"{done.live_tokens} token{'' if done.live_tokens == 1 else 's'}"
+    if done.active:
+        return f"user {done.username} enabled: password and {tokens} work again"
+    return (
+        f"user {done.username} disabled: {done.sessions_ended} session(s) ended; password and "
+        f"{tokens} refused (`ryla token revoke` to end a token for good)"
+    )
 
 
 @click.group()

@@ -6,6 +6,7 @@ Every field is checked before anything is written; a secret never appears in an 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -66,6 +67,7 @@ def _check_url(what: str, url: str) -> None:
 
 
 MIN_SIGNING_KEY_CHARS = 16
+_API_VERSION = re.compile(r"v\d{1,3}\.\d{1,2}")  # a path segment of every Graph API call
 
 
 def _check_outbox_folder(folder: str) -> None:
@@ -116,6 +118,13 @@ def _validate(data: TargetIn) -> None:
             raise InputError(
                 f"--base-url {base_url!r} must use https: the token travels with every request"
             )
+    if (version := data.config.get("api_version")) is not None and not _API_VERSION.fullmatch(
+        version
+    ):
+        raise InputError(
+            f"--api-version {version!r} is not a Graph API version: give one like 'v24.0'",
+            field="api_version",
+        )
     if data.kind is TargetKind.INSTAGRAM and not str(data.config["ig_user_id"]).isdigit():
         raise InputError(
             f"--ig-user-id {data.config['ig_user_id']!r} must be the numeric Instagram user id"

@@ -138,6 +138,7 @@ CASES = [
     # Click's own usage errors
     (["influencer", "add", "ana", "--timezone", "UTC"], ["missing option '--name'", "--help"]),
     (["post", "add", "mia", "--at", "+2h", "--images", "many"], ["'many' is not a valid integer"]),
+    (["post", "add", "mia", "--at", "+2h", "--format", ""], ["no format given", "feed_portrait"]),
     (["calendar", "frobnicate"], ["no such command 'frobnicate'"]),
     (["--no-such-flag", "status"], ["no such option"]),
     (["target", "add", "mia", "t", "--kind", "carrier-pigeon"], ["'carrier-pigeon' is not one of"]),
@@ -263,6 +264,16 @@ def test_a_hostile_import_file_is_refused_at_once(
     assert result.exit_code == 2 and needle in result.output
     assert len(result.output.strip().splitlines()) <= 2
     assert snapshot(tmp_path) == before
+
+
+def test_a_story_takes_its_caption_with_a_note_that_instagram_shows_none(ryla: Invoke) -> None:
+    at = f"{soon()} 10:00"
+    story = ryla("post", "add", "mia", "--at", at, "--format", "story", "--caption", "hi")
+    assert story.exit_code == 0, story.output
+    assert story.stdout.startswith("post 1 planned")
+    assert story.stderr.startswith("note: Instagram shows no caption on a story")
+    feed = ryla("post", "add", "mia", "--at", f"{soon()} 12:00", "--caption", "hi")
+    assert feed.exit_code == 0 and feed.stderr == ""
 
 
 def test_a_target_token_can_come_on_standard_input(ryla: Invoke, tmp_path: Path) -> None:

@@ -239,3 +239,33 @@ def test_a_sign_in_with_nul_is_refused_before_the_database_sees_it(
     assert answer.status_code == 401
     with factory() as s:
         assert s.scalar(select(func.count()).select_from(LoginAttempt)) == 0
+
+
+def test_a_disabled_user_is_out_everywhere_until_enabled_and_a_new_role_applies_at_once(
+    app_client: TestClient, tokens: dict[str, str], factory: sessionmaker[Session]
+) -> None:
+    from admin.access import set_access
+    from models import Role
+    from pipeline.db import session_scope
+
+    assert sign_in(app_client, "editor").status_code == 303
+    approve = ("POST", "/api/v1/posts/1/approve", None)
+    assert call(app_client, "GET", "/api/v1/posts", None, tokens["editor"]).status_code == 200
+
+    with session_scope(factory) as s:
+        done = set_access(session=s, username="editor", active=False)
+    assert (done.changed, done.sessions_ended, done.live_tokens) == (True, 1, 2)
+    assert app_client.get("/queue", follow_redirects=False).status_code == 303  # signed out
+    assert call(app_client, "GET", "/api/v1/posts", None, tokens["editor"]).status_code == 401
+    assert call(app_client, "GET", "/api/v1/posts", None, tokens["editor-read"]).status_code == 401
+    assert sign_in(app_client, "editor").status_code != 303  # the password is refused too
+
+    with session_scope(factory) as s:
+        assert set_access(session=s, username="editor", active=True).changed
+    assert call(app_client, "GET", "/api/v1/posts", None, tokens["editor"]).status_code == 200
+    assert call(app_client, *approve, tokens["editor"]).status_code != 403
+
+    with session_scope(factory) as s:
+        set_access(session=s, username="editor", role=Role.VIEWER)
+    assert call(app_client, *approve, tokens["editor"]).status_code == 403
+    assert call(app_client, "GET", "/api/v1/posts", None, tokens["editor"]).status_code == 200

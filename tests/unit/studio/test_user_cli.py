@@ -65,3 +65,43 @@ def test_no_password_and_no_terminal_is_one_line_naming_the_variable(
         "error: no password given and no terminal to ask on: set RYLA_USER_PASSWORD "
         "(e.g. RYLA_USER_PASSWORD=… ryla user add NAME)\n"
     )
+
+
+def test_a_user_is_disabled_enabled_and_given_another_role(
+    ryla: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RYLA_USER_PASSWORD", "correct-horse-battery")
+    ryla("user", "add", "ana")
+    ryla("token", "create", "--user", "ana", "--name", "n8n")
+    disabled = ryla("user", "disable", "ana")
+    assert disabled.exit_code == 0
+    assert disabled.output.startswith("user ana disabled: 0 session(s) ended; password and 1 token")
+    assert "(disabled)" in ryla("user", "list").output
+    assert ryla("user", "disable", "ana").output.strip() == (
+        "user ana was already disabled: nothing changed"
+    )
+    enabled = ryla("user", "enable", "ana").output.strip()
+    assert enabled == "user ana enabled: password and 1 token work again"
+    assert "(disabled)" not in ryla("user", "list").output
+    assert ryla("user", "role", "ana", "admin").output.strip() == "user ana is now admin"
+    assert "admin" in ryla("user", "list").output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("user", "disable", "nobody"), "error: unknown user 'nobody'"),
+        (("user", "enable", "nobody"), "error: unknown user 'nobody'"),
+        (("user", "role", "nobody", "admin"), "error: unknown user 'nobody'"),
+        (("user", "role", "ana", "owner"), "error: "),
+    ],
+)
+def test_access_changes_to_unknown_users_or_roles_are_one_error_line(
+    ryla: Invoke, monkeypatch: pytest.MonkeyPatch, args: tuple[str, ...], message: str
+) -> None:
+    monkeypatch.setenv("RYLA_USER_PASSWORD", "correct-horse-battery")
+    ryla("user", "add", "ana")
+    result = ryla(*args)
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(message), result.output
