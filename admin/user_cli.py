@@ -112,7 +112,7 @@ def user_password(obj: CliContext, username: str) -> None:
 
 @user.command("role")
 @click.argument("username")
-@click.argument("role", type=_ROLES)
+@click.argument("role", type=_ROLES, metavar="ROLE")
 @click.pass_obj
 def user_role(obj: CliContext, username: str, role: str) -> None:
     """Give a user another role; it applies from their next request."""

@@ -93,7 +93,7 @@ def test_a_user_is_disabled_enabled_and_given_another_role(
         (("user", "disable", "nobody"), "error: unknown user 'nobody'"),
         (("user", "enable", "nobody"), "error: unknown user 'nobody'"),
         (("user", "role", "nobody", "admin"), "error: unknown user 'nobody'"),
-        (("user", "role", "ana", "owner"), "error: "),
+        (("user", "role", "ana", "owner"), "error: invalid value for 'ROLE': 'owner'"),
     ],
 )
 def test_access_changes_to_unknown_users_or_roles_are_one_error_line(
