@@ -133,7 +133,7 @@ class AccessChange:
     active: bool
     changed: bool
     sessions_ended: int
-    live_tokens: int
+    live_tokens: int  # unrevoked tokens, counted when ``active`` was given
 
 
 def set_access(
@@ -148,20 +148,23 @@ def set_access(
     changed = (active is not None and user.active != active) or (
         role is not None and user.role != role
     )
-    ended = 0
+    ended = live = 0
+    if role is not None:
+        user.role = role
     if active is not None:
         user.active = active
         if not active:
             result = session.execute(delete(StudioSession).where(StudioSession.user_id == user.id))
             ended = int(getattr(result, "rowcount", 0) or 0)
-    if role is not None:
-        user.role = role
-    live = session.scalar(
-        select(func.count())
-        .select_from(ApiToken)
-        .where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
-    )
-    return AccessChange(user.username, user.role, user.active, changed, ended, int(live or 0))
+        live = int(
+            session.scalar(
+                select(func.count())
+                .select_from(ApiToken)
+                .where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+            )
+            or 0
+        )
+    return AccessChange(user.username, user.role, user.active, changed, ended, live)
 
 
 def list_users(session: Session) -> list[User]:

@@ -13,7 +13,6 @@ import sys
 import click
 
 from admin.access import (
-    AccessChange,
     create_token,
     create_user,
     list_tokens,
@@ -130,9 +129,7 @@ def user_role(obj: CliContext, username: str, role: str) -> None:
 @click.pass_obj
 def user_disable(obj: CliContext, username: str) -> None:
     """Keep a user out: sessions end now, password and tokens are refused until re-enabled."""
-    with obj.session() as session:
-        done = set_access(session=session, username=username, active=False)
-    click.echo(_told(done, "disabled"))
+    _switch(obj, username, active=False)
 
 
 @user.command("enable")
@@ -140,21 +137,24 @@ def user_disable(obj: CliContext, username: str) -> None:
 @click.pass_obj
 def user_enable(obj: CliContext, username: str) -> None:
     """Let a disabled user in again (their tokens work again unless revoked)."""
+    _switch(obj, username, active=True)
+
+
+def _switch(obj: CliContext, username: str, *, active: bool) -> None:
     with obj.session() as session:
-        done = set_access(session=session, username=username, active=True)
-    click.echo(_told(done, "enabled"))
-
-
-def _told(done: AccessChange, what: str) -> str:
+        done = set_access(session=session, username=username, active=active)
+    what = "enabled" if active else "disabled"
     if not done.changed:
-        return f"user {done.username} was already {what}: nothing changed"
+        click.echo(f"user {done.username} was already {what}: nothing changed")
+        return
     tokens = f"{done.live_tokens} token{'' if done.live_tokens == 1 else 's'}"
-    if done.active:
-        return f"user {done.username} enabled: password and {tokens} work again"
-    return (
-        f"user {done.username} disabled: {done.sessions_ended} session(s) ended; password and "
-        f"{tokens} refused (`ryla token revoke` to end a token for good)"
-    )
+    if active:
+        click.echo(f"user {done.username} enabled: password and {tokens} work again")
+    else:
+        click.echo(
+            f"user {done.username} disabled: {done.sessions_ended} session(s) ended; password "
+            f"and {tokens} refused (`ryla token revoke` to end a token for good)"
+        )
 
 
 @click.group()
